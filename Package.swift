@@ -1,0 +1,82 @@
+// swift-tools-version: 6.1
+import Foundation
+import PackageDescription
+
+/// The checkout this manifest lives in: native paths below are resolved from it.
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
+
+/// OpenVINO's C API comes from the pinned PyPI wheel that `tools/setup.sh` installs into
+/// the project's `.venv`; setup links `.venv/openvino` to the wheel's package folder.
+let openVINO = "\(packageRoot)/.venv/openvino"
+
+/// Only the OpenCV modules in use: the full `opencv4` set costs ~100 MB RSS per process.
+let openCVInclude = "-I/usr/include/opencv4"
+
+let package = Package(
+    name: "visionpool",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "visionpool", targets: ["visionpool"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+    ],
+    targets: [
+        // Native libraries behind small C headers.
+        .target(
+            name: "COpenCVCodec",
+            cxxSettings: [.unsafeFlags([openCVInclude, "-O2"])],
+            linkerSettings: [
+                .linkedLibrary("opencv_imgcodecs"),
+                .linkedLibrary("opencv_imgproc"),
+                .linkedLibrary("opencv_core"),
+            ]
+        ),
+        .target(
+            name: "COpenCVDNN",
+            cxxSettings: [.unsafeFlags([openCVInclude, "-O2"])],
+            linkerSettings: [
+                .linkedLibrary("opencv_dnn"),
+                .linkedLibrary("opencv_core"),
+            ]
+        ),
+        .target(
+            name: "COpenVINO",
+            cSettings: [.unsafeFlags(["-I\(openVINO)/include", "-O2"])],
+            linkerSettings: [
+                .unsafeFlags([
+                    "-L\(openVINO)/libs", "-l:libopenvino_c.so.2641",
+                    "-Xlinker", "-rpath", "-Xlinker", "\(openVINO)/libs",
+                ]),
+            ]
+        ),
+
+        // Swift modules, one per concern.
+        .target(name: "ImagePipeline", dependencies: ["COpenCVCodec"]),
+        .target(name: "ModelCatalog"),
+        .target(name: "InferenceEngines", dependencies: ["COpenVINO", "COpenCVDNN", "ModelCatalog"]),
+        .target(name: "Classification", dependencies: ["ImagePipeline", "ModelCatalog", "InferenceEngines"]),
+        .target(
+            name: "Benchmarking",
+            dependencies: ["InferenceEngines", "ModelCatalog", .product(name: "Histogram", package: "hdrhistogram-swift")]
+        ),
+        .executableTarget(
+            name: "visionpool",
+            dependencies: [
+                "Classification", "Benchmarking", "ModelCatalog", "InferenceEngines", "ImagePipeline",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // Tests run the real engines, decoders and executable on models and fixtures made by set-up.
+        .target(name: "TestSupport", dependencies: ["ModelCatalog"], path: "Tests/TestSupport"),
+        .testTarget(name: "ImagePipelineTests", dependencies: ["ImagePipeline", "TestSupport"]),
+        .testTarget(name: "ModelCatalogTests", dependencies: ["ModelCatalog", "TestSupport"]),
+        .testTarget(name: "InferenceEnginesTests", dependencies: ["InferenceEngines", "TestSupport"]),
+        .testTarget(name: "ClassificationTests", dependencies: ["Classification", "TestSupport"]),
+        .testTarget(name: "BenchmarkingTests", dependencies: ["Benchmarking", "TestSupport"]),
+        .testTarget(name: "VisionPoolCLITests", dependencies: ["visionpool", "TestSupport"]),
+    ],
+    cxxLanguageStandard: .cxx17
+)

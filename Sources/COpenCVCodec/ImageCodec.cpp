@@ -1,0 +1,318 @@
+// Decoding and preprocessing with OpenCV: header probe, pixel limit, DCT-reduced JPEG decode,
+// resize, centre crop and normalization straight into the caller's NCHW float buffer.
+#include "COpenCVCodec.h"
+
+#include <opencv2/core.hpp>
+#include <opencv2/core/utils/logger.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <chrono>
+#include <climits>
+#include <cmath>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+
+namespace {
+
+/// Longest side ratio accepted after resizing: bounds the intermediate image's memory.
+constexpr int64_t kMaxAspectRatio = 64;
+
+vp_codec_status fail(char *message, size_t capacity, vp_codec_status status, const char *format, ...) {
+    if (message != nullptr && capacity > 0) {
+        va_list args;
+        va_start(args, format);
+        vsnprintf(message, capacity, format, args);
+        va_end(args);
+    }
+    return status;
+}
+
+/// OpenCV logs decoder complaints to stderr; callers get them as status codes instead.
+void silenceOpenCVLogging() {
+    static std::once_flag once;
+    std::call_once(once, [] { cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT); });
+}
+
+uint32_t bigEndian16(const uint8_t *p) { return (uint32_t(p[0]) << 8) | p[1]; }
+uint32_t bigEndian32(const uint8_t *p) { return (bigEndian16(p) << 16) | bigEndian16(p + 2); }
+uint32_t littleEndian16(const uint8_t *p) { return uint32_t(p[0]) | (uint32_t(p[1]) << 8); }
+uint32_t littleEndian24(const uint8_t *p) { return littleEndian16(p) | (uint32_t(p[2]) << 16); }
+uint32_t littleEndian32(const uint8_t *p) { return littleEndian16(p) | (littleEndian16(p + 2) << 16); }
+
+bool startsWith(const uint8_t *data, size_t length, const char *signature, size_t count) {
+    return length >= count && std::memcmp(data, signature, count) == 0;
+}
+
+bool isStartOfFrame(uint8_t marker) {
+    return marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+}
+
+/// Walks JPEG markers to the frame header and on to the first scan; a file whose
+/// entropy-coded data never reaches an end-of-image marker is truncated (libjpeg would
+/// silently fill the missing rows with grey).
+vp_codec_status probeJPEG(const uint8_t *data, size_t length, vp_image_info *info, char *message, size_t capacity) {
+    size_t position = 2;
+    bool haveFrame = false;
+    while (true) {
+        while (position < length && data[position] == 0xFF) position++;
+        if (position >= length) {
+            return fail(message, capacity, VP_CODEC_TRUNCATED, "JPEG data ends inside its header (%zu bytes)", length);
+        }
+        const uint8_t marker = data[position++];
+        if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD8)) continue;
+        if (position + 2 > length) {
+            return fail(message, capacity, VP_CODEC_TRUNCATED, "JPEG data ends inside its header (%zu bytes)", length);
+        }
+        const size_t segment = bigEndian16(data + position);
+        if (segment < 2) return fail(message, capacity, VP_CODEC_CORRUPT, "JPEG segment with invalid length %zu", segment);
+        if (position + segment > length) {
+            return fail(message, capacity, VP_CODEC_TRUNCATED, "JPEG data ends inside its header (%zu bytes)", length);
+        }
+        if (isStartOfFrame(marker)) {
+            if (segment < 8) return fail(message, capacity, VP_CODEC_CORRUPT, "JPEG frame header is too short");
+            info->height = int32_t(bigEndian16(data + position + 3));
+            info->width = int32_t(bigEndian16(data + position + 5));
+            haveFrame = true;
+        }
+        position += segment;
+        if (marker == 0xDA) break;
+    }
+    if (!haveFrame) return fail(message, capacity, VP_CODEC_CORRUPT, "JPEG has a scan but no frame header");
+    for (size_t index = length - 1; index > position; index--) {
+        if (data[index] == 0xD9 && data[index - 1] == 0xFF) return VP_CODEC_OK;
+    }
+    return fail(message, capacity, VP_CODEC_TRUNCATED, "JPEG data is truncated: no end-of-image marker after the scan (%zu bytes)", length);
+}
+
+vp_codec_status probePNG(const uint8_t *data, size_t length, vp_image_info *info, char *message, size_t capacity) {
+    if (length < 33) return fail(message, capacity, VP_CODEC_TRUNCATED, "PNG data ends inside its header (%zu bytes)", length);
+    if (std::memcmp(data + 12, "IHDR", 4) != 0) return fail(message, capacity, VP_CODEC_CORRUPT, "PNG does not start with an IHDR chunk");
+    info->width = int32_t(std::min<uint32_t>(bigEndian32(data + 16), INT32_MAX));
+    info->height = int32_t(std::min<uint32_t>(bigEndian32(data + 20), INT32_MAX));
+    const size_t tail = std::min<size_t>(length, 4096);
+    for (size_t index = length - tail; index + 4 <= length; index++) {
+        if (std::memcmp(data + index, "IEND", 4) == 0) return VP_CODEC_OK;
+    }
+    return fail(message, capacity, VP_CODEC_TRUNCATED, "PNG data is truncated: no IEND chunk (%zu bytes)", length);
+}
+
+vp_codec_status probeBMP(const uint8_t *data, size_t length, vp_image_info *info, char *message, size_t capacity) {
+    if (length < 26) return fail(message, capacity, VP_CODEC_TRUNCATED, "BMP data ends inside its header (%zu bytes)", length);
+    const uint32_t declaredSize = littleEndian32(data + 2);
+    if (declaredSize > length) {
+        return fail(message, capacity, VP_CODEC_TRUNCATED, "BMP data is truncated: %zu of %u bytes", length, declaredSize);
+    }
+    if (littleEndian32(data + 14) == 12) {
+        info->width = int32_t(littleEndian16(data + 18));
+        info->height = int32_t(littleEndian16(data + 20));
+    } else {
+        info->width = int32_t(littleEndian32(data + 18));
+        const int32_t height = int32_t(littleEndian32(data + 22));
+        info->height = height == INT32_MIN ? INT32_MAX : std::abs(height);
+    }
+    if (info->width < 0) return fail(message, capacity, VP_CODEC_CORRUPT, "BMP header has a negative width");
+    return VP_CODEC_OK;
+}
+
+vp_codec_status probeWebP(const uint8_t *data, size_t length, vp_image_info *info, char *message, size_t capacity) {
+    if (length < 30) return fail(message, capacity, VP_CODEC_TRUNCATED, "WebP data ends inside its header (%zu bytes)", length);
+    const uint64_t declaredSize = uint64_t(littleEndian32(data + 4)) + 8;
+    if (declaredSize > length) {
+        return fail(message, capacity, VP_CODEC_TRUNCATED, "WebP data is truncated: %zu of %llu bytes", length,
+                    static_cast<unsigned long long>(declaredSize));
+    }
+    const uint8_t *chunk = data + 12;
+    const uint8_t *payload = chunk + 8;
+    if (std::memcmp(chunk, "VP8 ", 4) == 0) {
+        if (payload[3] != 0x9D || payload[4] != 0x01 || payload[5] != 0x2A) {
+            return fail(message, capacity, VP_CODEC_CORRUPT, "WebP lossy frame lacks its start code");
+        }
+        info->width = int32_t(littleEndian16(payload + 6) & 0x3FFF);
+        info->height = int32_t(littleEndian16(payload + 8) & 0x3FFF);
+    } else if (std::memcmp(chunk, "VP8L", 4) == 0) {
+        if (payload[0] != 0x2F) return fail(message, capacity, VP_CODEC_CORRUPT, "WebP lossless frame lacks its signature");
+        const uint32_t bits = littleEndian32(payload + 1);
+        info->width = int32_t((bits & 0x3FFF) + 1);
+        info->height = int32_t(((bits >> 14) & 0x3FFF) + 1);
+    } else if (std::memcmp(chunk, "VP8X", 4) == 0) {
+        if (payload[0] & 0x02) return fail(message, capacity, VP_CODEC_UNSUPPORTED_FORMAT, "animated WebP is not supported; send a still image");
+        info->width = int32_t(littleEndian24(payload + 4) + 1);
+        info->height = int32_t(littleEndian24(payload + 7) + 1);
+    } else {
+        return fail(message, capacity, VP_CODEC_CORRUPT, "WebP has an unknown first chunk");
+    }
+    return VP_CODEC_OK;
+}
+
+vp_codec_status probeTIFF(const uint8_t *data, size_t length, vp_image_info *info, char *message, size_t capacity) {
+    const bool little = data[0] == 'I';
+    auto read16 = [&](size_t at) { return little ? littleEndian16(data + at) : bigEndian16(data + at); };
+    auto read32 = [&](size_t at) { return little ? littleEndian32(data + at) : bigEndian32(data + at); };
+    if (length < 8) return fail(message, capacity, VP_CODEC_TRUNCATED, "TIFF data ends inside its header (%zu bytes)", length);
+    const size_t directory = read32(4);
+    if (directory + 2 > length) return fail(message, capacity, VP_CODEC_TRUNCATED, "TIFF data is truncated before its first directory");
+    const size_t entries = read16(directory);
+    if (directory + 2 + entries * 12 > length) return fail(message, capacity, VP_CODEC_TRUNCATED, "TIFF data is truncated inside its first directory");
+    info->width = info->height = -1;
+    for (size_t index = 0; index < entries; index++) {
+        const size_t entry = directory + 2 + index * 12;
+        const uint32_t tag = read16(entry), type = read16(entry + 2);
+        const uint32_t value = type == 3 ? read16(entry + 8) : read32(entry + 8);
+        if (tag == 256) info->width = int32_t(std::min<uint32_t>(value, INT32_MAX));
+        if (tag == 257) info->height = int32_t(std::min<uint32_t>(value, INT32_MAX));
+    }
+    if (info->width < 0 || info->height < 0) return fail(message, capacity, VP_CODEC_CORRUPT, "TIFF directory lacks the image width or length");
+    return VP_CODEC_OK;
+}
+
+double secondsSince(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+/// The largest libjpeg scale (1/2, 1/4, 1/8) that keeps the short side at or above the target.
+int32_t dctScale(const vp_image_info &info, int32_t target) {
+    const int64_t shortSide = std::min(info.width, info.height);
+    for (int32_t scale : {8, 4, 2}) {
+        if (shortSide >= int64_t(target) * scale) return scale;
+    }
+    return 1;
+}
+
+int decodeFlags(int32_t scale) {
+    switch (scale) {
+    case 8: return cv::IMREAD_REDUCED_COLOR_8;
+    case 4: return cv::IMREAD_REDUCED_COLOR_4;
+    case 2: return cv::IMREAD_REDUCED_COLOR_2;
+    default: return cv::IMREAD_COLOR;
+    }
+}
+
+/// Writes the centre crop of a BGR image as planar, normalized floats in the model's channel order.
+void normalizeCrop(const cv::Mat &image, const vp_preprocess_spec &spec, float *output) {
+    const int x0 = (image.cols - spec.crop_width) / 2;
+    const int y0 = (image.rows - spec.crop_height) / 2;
+    const size_t plane = size_t(spec.crop_width) * size_t(spec.crop_height);
+    int source[3];
+    float scale[3], offset[3];
+    for (int channel = 0; channel < 3; channel++) {
+        source[channel] = spec.channels_bgr ? channel : 2 - channel;
+        scale[channel] = 1.0f / spec.std[channel];
+        offset[channel] = -spec.mean[channel] * scale[channel];
+    }
+    for (int y = 0; y < spec.crop_height; y++) {
+        const uint8_t *row = image.ptr<uint8_t>(y0 + y) + size_t(x0) * 3;
+        float *planes[3];
+        for (int channel = 0; channel < 3; channel++) planes[channel] = output + channel * plane + size_t(y) * spec.crop_width;
+        for (int x = 0; x < spec.crop_width; x++) {
+            for (int channel = 0; channel < 3; channel++) {
+                planes[channel][x] = float(row[x * 3 + source[channel]]) * scale[channel] + offset[channel];
+            }
+        }
+    }
+}
+
+} // namespace
+
+extern "C" vp_codec_status vp_codec_probe(const uint8_t *data, size_t length, vp_image_info *info, char *message,
+                                          size_t capacity) {
+    *info = vp_image_info{VP_FORMAT_UNKNOWN, 0, 0};
+    if (data == nullptr || length == 0) return fail(message, capacity, VP_CODEC_EMPTY, "the image is empty (0 bytes)");
+    if (startsWith(data, length, "\xFF\xD8\xFF", 3)) {
+        info->format = VP_FORMAT_JPEG;
+        return probeJPEG(data, length, info, message, capacity);
+    }
+    if (startsWith(data, length, "\x89PNG\r\n\x1A\n", 8)) {
+        info->format = VP_FORMAT_PNG;
+        return probePNG(data, length, info, message, capacity);
+    }
+    if (startsWith(data, length, "BM", 2)) {
+        info->format = VP_FORMAT_BMP;
+        return probeBMP(data, length, info, message, capacity);
+    }
+    if (startsWith(data, length, "RIFF", 4) && length >= 12 && std::memcmp(data + 8, "WEBP", 4) == 0) {
+        info->format = VP_FORMAT_WEBP;
+        return probeWebP(data, length, info, message, capacity);
+    }
+    if (startsWith(data, length, "II*\0", 4) || startsWith(data, length, "MM\0*", 4)) {
+        info->format = VP_FORMAT_TIFF;
+        return probeTIFF(data, length, info, message, capacity);
+    }
+    if (startsWith(data, length, "GIF87a", 6) || startsWith(data, length, "GIF89a", 6)) {
+        info->format = VP_FORMAT_GIF;
+        return fail(message, capacity, VP_CODEC_UNSUPPORTED_FORMAT, "GIF is not supported; send JPEG, PNG, BMP, WebP or TIFF");
+    }
+    return fail(message, capacity, VP_CODEC_UNSUPPORTED_FORMAT,
+                "not a supported image (%zu bytes with no JPEG, PNG, BMP, WebP or TIFF signature)", length);
+}
+
+extern "C" vp_codec_status vp_codec_preprocess(const uint8_t *data, size_t length, const vp_preprocess_spec *spec,
+                                               float *output, size_t output_count, vp_preprocess_report *report,
+                                               char *message, size_t capacity) {
+    silenceOpenCVLogging();
+    *report = vp_preprocess_report{};
+    if (spec->crop_width <= 0 || spec->crop_height <= 0 || spec->resize_short_side < std::max(spec->crop_width, spec->crop_height)) {
+        return fail(message, capacity, VP_CODEC_INVALID_ARGUMENT, "resize target %d is smaller than the %dx%d crop",
+                    spec->resize_short_side, spec->crop_width, spec->crop_height);
+    }
+    if (output_count != size_t(3) * spec->crop_width * spec->crop_height) {
+        return fail(message, capacity, VP_CODEC_INVALID_ARGUMENT, "output holds %zu floats; the crop needs %zu", output_count,
+                    size_t(3) * spec->crop_width * spec->crop_height);
+    }
+    const vp_codec_status probed = vp_codec_probe(data, length, &report->info, message, capacity);
+    if (probed != VP_CODEC_OK) return probed;
+    const vp_image_info &info = report->info;
+    if (info.width <= 0 || info.height <= 0) {
+        return fail(message, capacity, VP_CODEC_CORRUPT, "the header gives an empty size %dx%d", info.width, info.height);
+    }
+    if (int64_t(info.width) * info.height > spec->max_pixels) {
+        return fail(message, capacity, VP_CODEC_TOO_LARGE, "the image is %dx%d (%lld pixels), over the limit of %lld pixels",
+                    info.width, info.height, static_cast<long long>(int64_t(info.width) * info.height),
+                    static_cast<long long>(spec->max_pixels));
+    }
+    if (length > size_t(INT_MAX)) return fail(message, capacity, VP_CODEC_TOO_LARGE, "the encoded image is over 2 GiB");
+    const int64_t longSide = std::max(info.width, info.height), shortSide = std::min(info.width, info.height);
+    if (longSide > shortSide * kMaxAspectRatio) {
+        return fail(message, capacity, VP_CODEC_TOO_LARGE, "the image is %dx%d: aspect ratio over %lld:1 is not accepted",
+                    info.width, info.height, static_cast<long long>(kMaxAspectRatio));
+    }
+    try {
+        auto start = std::chrono::steady_clock::now();
+        report->dct_scale = (info.format == VP_FORMAT_JPEG && spec->allow_dct_reduction) ? dctScale(info, spec->resize_short_side) : 1;
+        const cv::Mat encoded(1, int(length), CV_8U, const_cast<uint8_t *>(data));
+        cv::Mat decoded = cv::imdecode(encoded, decodeFlags(report->dct_scale));
+        report->decode_seconds = secondsSince(start);
+        if (decoded.empty()) return fail(message, capacity, VP_CODEC_CORRUPT, "the image data is corrupt: the decoder rejected it");
+        report->decoded_width = decoded.cols;
+        report->decoded_height = decoded.rows;
+
+        start = std::chrono::steady_clock::now();
+        const int target = spec->resize_short_side;
+        const bool wide = decoded.cols > decoded.rows;
+        const int shortDecoded = wide ? decoded.rows : decoded.cols, longDecoded = wide ? decoded.cols : decoded.rows;
+        const int longResized = std::max(target, int(std::lround(double(longDecoded) * target / shortDecoded)));
+        const cv::Size size = wide ? cv::Size(longResized, target) : cv::Size(target, longResized);
+        cv::Mat resized;
+        if (size == decoded.size()) {
+            resized = decoded;
+        } else {
+            cv::resize(decoded, resized, size, 0, 0, cv::INTER_LINEAR);
+        }
+        report->resize_seconds = secondsSince(start);
+
+        start = std::chrono::steady_clock::now();
+        normalizeCrop(resized, *spec, output);
+        report->normalize_seconds = secondsSince(start);
+        return VP_CODEC_OK;
+    } catch (const cv::Exception &error) {
+        return fail(message, capacity, VP_CODEC_CORRUPT, "the decoder failed: %s", error.err.c_str());
+    } catch (const std::bad_alloc &) {
+        return fail(message, capacity, VP_CODEC_INTERNAL, "out of memory while decoding a %dx%d image", info.width, info.height);
+    } catch (const std::exception &error) {
+        return fail(message, capacity, VP_CODEC_INTERNAL, "decoding failed: %s", error.what());
+    }
+}
+
+extern "C" void vp_codec_set_threads(int32_t threads) { cv::setNumThreads(threads); }

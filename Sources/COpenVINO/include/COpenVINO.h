@@ -1,0 +1,69 @@
+/// OpenVINO's C API, wrapped so Swift calls a handful of non-variadic functions that
+/// return a status and a message, and never handles OpenVINO's own objects.
+#ifndef C_OPENVINO_SHIM_H
+#define C_OPENVINO_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VP_OV_MAX_RANK 8
+
+/// Settings fixed when an engine is created.
+typedef struct {
+    const char *model_path;
+    int32_t threads;          ///< intra-op threads (INFERENCE_NUM_THREADS); 0 lets OpenVINO choose
+    const char *precision;    ///< INFERENCE_PRECISION_HINT ("f32", "bf16", "f16"); NULL for the device's default
+    const char *cache_dir;    ///< compiled-model cache (CACHE_DIR); NULL for none
+} vp_ov_options;
+
+/// Names and shapes of a model's first input and first output; -1 marks a dynamic dimension.
+typedef struct {
+    char input_name[256];
+    char output_name[256];
+    int32_t input_rank;
+    int32_t output_rank;
+    int64_t input_shape[VP_OV_MAX_RANK];
+    int64_t output_shape[VP_OV_MAX_RANK];
+    int32_t input_count;
+    int32_t output_count;
+} vp_ov_model_io;
+
+typedef struct vp_ov_engine vp_ov_engine;
+
+/// Reads the model (no compilation) and reports its inputs and outputs.
+int32_t vp_ov_inspect(const char *model_path, vp_ov_model_io *io, char *message, size_t capacity);
+
+/// Reads the model and compiles it for batch 1 on the CPU.
+int32_t vp_ov_engine_create(const vp_ov_options *options, vp_ov_engine **engine, char *message, size_t capacity);
+
+/// Runs `batch` samples from `input` and writes the outputs to `output`. Both buffers stay the
+/// caller's: they are bound as host-pointer tensors, so no tensor is copied. A batch size not
+/// seen before is compiled on first use.
+int32_t vp_ov_engine_infer(vp_ov_engine *engine, int32_t batch, float *input, size_t input_count, float *output,
+                           size_t output_count, char *message, size_t capacity);
+
+/// Floats per sample in the input and output.
+size_t vp_ov_engine_sample_input_count(const vp_ov_engine *engine);
+size_t vp_ov_engine_sample_output_count(const vp_ov_engine *engine);
+
+/// The precision the compiled model actually runs at (e.g. "bf16" when the hint was left to the device).
+const char *vp_ov_engine_precision(const vp_ov_engine *engine);
+
+/// The addresses the engine's input and output tensors read and write for `batch`; NULL when not bound yet.
+const void *vp_ov_engine_bound_input(const vp_ov_engine *engine, int32_t batch);
+const void *vp_ov_engine_bound_output(const vp_ov_engine *engine, int32_t batch);
+
+void vp_ov_engine_destroy(vp_ov_engine *engine);
+
+/// The OpenVINO runtime's version string, e.g. "2026.4.1-…".
+const char *vp_ov_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

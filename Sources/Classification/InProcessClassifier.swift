@@ -1,0 +1,108 @@
+import Foundation
+import ImagePipeline
+import InferenceEngines
+import ModelCatalog
+
+/// Seconds spent in each stage of one classification.
+public struct StageTimings: Codable, Sendable, Equatable {
+    public var decode: Double
+    /// Resize, crop and normalize.
+    public var preprocess: Double
+    public var inference: Double
+    public var total: Double
+}
+
+/// The result for one image.
+public struct Classification: Codable, Sendable {
+    public var top: [ScoredClass]
+    public var image: PreprocessReport
+    public var timings: StageTimings
+}
+
+/// Why one image could not be classified.
+public enum ClassificationError: Error, CustomStringConvertible {
+    case image(ImageDecodingError)
+    case engine(EngineError)
+
+    public var description: String {
+        switch self {
+        case .image(let error): error.message
+        case .engine(let error): error.message
+        }
+    }
+}
+
+/// Decodes, preprocesses and classifies images one at a time in this process, reusing one
+/// input and one output buffer so nothing is allocated per image.
+public final class InProcessClassifier {
+    public let entry: CatalogEntry
+    public let engine: any InferenceEngine
+    public let spec: PreprocessSpec
+    private let labels: [String]
+    private let input: UnsafeMutableBufferPointer<Float>
+    private let output: UnsafeMutableBufferPointer<Float>
+
+    public init(entry: CatalogEntry, engineOptions: EngineOptions, maxPixels: Int = PreprocessSpec.defaultMaxPixels) throws {
+        let manifest = entry.manifest
+        self.entry = entry
+        labels = try entry.labels()
+        spec = PreprocessSpec(manifest.preprocessing, maxPixels: maxPixels)
+        engine = try makeEngine(model: EngineModel(entry: entry), options: engineOptions)
+        input = .allocate(capacity: spec.tensorElementCount)
+        input.initialize(repeating: 0)
+        output = .allocate(capacity: manifest.output.classes)
+        output.initialize(repeating: 0)
+    }
+
+    deinit {
+        input.deallocate()
+        output.deallocate()
+    }
+
+    /// Classifies one encoded image.
+    public func classify(_ image: UnsafeRawBufferPointer, top k: Int) throws(ClassificationError) -> Classification {
+        let start = ContinuousClock.now
+        let report: PreprocessReport
+        do {
+            report = try ImagePreprocessor.preprocess(image, spec: spec, into: input)
+        } catch {
+            throw .image(error)
+        }
+        let inferenceStart = ContinuousClock.now
+        do {
+            try engine.infer(batch: 1, input: input, output: output)
+        } catch {
+            throw .engine(error)
+        }
+        let end = ContinuousClock.now
+        let top = topClasses(scores: UnsafeBufferPointer(output), kind: entry.manifest.output.kind, labels: labels, k: k)
+        return Classification(
+            top: top, image: report,
+            timings: StageTimings(
+                decode: report.decodeSeconds, preprocess: report.resizeSeconds + report.normalizeSeconds,
+                inference: (end - inferenceStart).seconds, total: (end - start).seconds))
+    }
+
+    public func classify(_ image: Data, top k: Int) throws(ClassificationError) -> Classification {
+        try image.withUnsafeBytes { bytes in
+            Result { () throws(ClassificationError) in try classify(bytes, top: k) }
+        }.get()
+    }
+}
+
+extension PreprocessSpec {
+    /// The decoder's spec for a model's manifest.
+    public init(_ preprocessing: ModelManifest.Preprocessing, maxPixels: Int = PreprocessSpec.defaultMaxPixels) {
+        self.init(
+            resizeShortSide: preprocessing.resizeShortSide, cropWidth: preprocessing.crop[1], cropHeight: preprocessing.crop[0],
+            mean: preprocessing.mean, std: preprocessing.std,
+            channelOrder: preprocessing.channelOrder == .bgr ? .bgr : .rgb, maxPixels: maxPixels)
+    }
+}
+
+extension EngineModel {
+    /// The engine's view of a catalog model.
+    public init(entry: CatalogEntry) throws(ModelCatalogError) {
+        self.init(file: try entry.installedModelURL(), sampleShape: entry.manifest.input.shape, outputCount: entry.manifest.output.classes)
+    }
+}

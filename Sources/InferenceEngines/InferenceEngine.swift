@@ -1,0 +1,97 @@
+import Foundation
+
+/// Which library runs the network.
+public enum EngineKind: String, CaseIterable, Sendable, Codable {
+    /// OpenVINO's CPU plugin through its C API: the fast engine.
+    case openvino
+    /// OpenCV's dnn module on its own CPU backend: the second opinion.
+    case opencv
+}
+
+/// The arithmetic precision inference runs at.
+public enum Precision: String, CaseIterable, Sendable, Codable {
+    /// The engine's own choice: OpenVINO picks bf16 on CPUs with AVX512_BF16 or AMX.
+    case automatic = "default"
+    case f32
+    case bf16
+    case f16
+}
+
+/// How to build an engine.
+public struct EngineOptions: Sendable, Equatable {
+    public var kind: EngineKind
+    /// Intra-op threads; 0 lets the engine use every core it may run on.
+    public var threads: Int
+    public var precision: Precision
+    /// Where OpenVINO keeps compiled models so the next start skips compilation; nil for none.
+    public var cacheDirectory: URL?
+
+    public init(kind: EngineKind = .openvino, threads: Int = 0, precision: Precision = .automatic, cacheDirectory: URL? = nil) {
+        self.kind = kind
+        self.threads = threads
+        self.precision = precision
+        self.cacheDirectory = cacheDirectory
+    }
+
+    /// `$XDG_CACHE_HOME/visionpool/openvino`, else `~/.cache/visionpool/openvino`.
+    public static func defaultCacheDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {
+        let base = environment["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
+            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache")
+        return base.appendingPathComponent("visionpool/openvino", isDirectory: true)
+    }
+}
+
+/// The network a caller wants to run: an ONNX file taking NCHW float32 samples.
+public struct EngineModel: Sendable, Equatable {
+    public var file: URL
+    /// One sample's input shape, without the batch: [channels, height, width].
+    public var sampleShape: [Int]
+    /// Scores per sample.
+    public var outputCount: Int
+
+    public init(file: URL, sampleShape: [Int], outputCount: Int) {
+        self.file = file
+        self.sampleShape = sampleShape
+        self.outputCount = outputCount
+    }
+
+    public var sampleInputCount: Int { sampleShape.reduce(1, *) }
+}
+
+/// What an engine actually runs as, after the library made its choices.
+public struct EngineDescription: Sendable, Codable, Equatable {
+    public var kind: EngineKind
+    /// The precision in use, e.g. "bf16" when the default was left to OpenVINO.
+    public var precision: String
+    public var threads: Int
+    public var version: String
+}
+
+/// Runs one compiled model on tensors in memory the caller owns. An engine is used by one
+/// thread at a time.
+public protocol InferenceEngine: AnyObject {
+    var model: EngineModel { get }
+    var engineDescription: EngineDescription { get }
+
+    /// Runs `batch` samples read from `input` and writes `batch × outputCount` scores to `output`.
+    func infer(batch: Int, input: UnsafeMutableBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>) throws(EngineError)
+}
+
+/// Builds the engine `options` ask for.
+public func makeEngine(model: EngineModel, options: EngineOptions) throws(EngineError) -> any InferenceEngine {
+    switch options.kind {
+    case .openvino: try OpenVINOEngine(model: model, options: options)
+    case .opencv: try OpenCVEngine(model: model, options: options)
+    }
+}
+
+/// The processor count this process may run on (its affinity mask), the default thread count.
+public var availableProcessorCount: Int { ProcessInfo.processInfo.activeProcessorCount }
+
+extension Duration {
+    /// This duration in seconds, as a Double.
+    public var seconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) * 1e-18
+    }
+}

@@ -1,0 +1,84 @@
+import COpenVINO
+import Foundation
+
+/// OpenVINO's CPU plugin (`vp_ov_engine_*` over `ov_core_compile_model_props` and host-pointer tensors).
+public final class OpenVINOEngine: InferenceEngine {
+    public let model: EngineModel
+    public let engineDescription: EngineDescription
+    private let engine: OpaquePointer
+
+    public init(model: EngineModel, options: EngineOptions) throws(EngineError) {
+        if let cache = options.cacheDirectory {
+            try? FileManager.default.createDirectory(at: cache, withIntermediateDirectories: true)
+        }
+        var created: OpaquePointer?
+        let failure = model.file.path.withCString { path in
+            withOptionalCString(options.precision == .automatic ? nil : options.precision.rawValue) { precision in
+                withOptionalCString(options.cacheDirectory?.path) { cache in
+                    var native = vp_ov_options(model_path: path, threads: Int32(clamping: options.threads), precision: precision, cache_dir: cache)
+                    return callReportingMessage { vp_ov_engine_create(&native, &created, $0, $1) }
+                }
+            }
+        }
+        if let failure { throw EngineError(.loadFailed, failure) }
+        let engine = created!
+        let inputs = vp_ov_engine_sample_input_count(engine), outputs = vp_ov_engine_sample_output_count(engine)
+        guard inputs == model.sampleInputCount, outputs == model.outputCount else {
+            vp_ov_engine_destroy(engine)
+            throw EngineError(
+                .incompatibleModel,
+                "\(model.file.lastPathComponent) takes \(inputs) input and gives \(outputs) output values per sample; the manifest says \(model.sampleInputCount) and \(model.outputCount)")
+        }
+        self.engine = engine
+        self.model = model
+        engineDescription = EngineDescription(
+            kind: .openvino, precision: String(cString: vp_ov_engine_precision(engine)),
+            threads: options.threads > 0 ? options.threads : availableProcessorCount, version: OpenVINOEngine.version)
+    }
+
+    deinit { vp_ov_engine_destroy(engine) }
+
+    public func infer(batch: Int, input: UnsafeMutableBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>) throws(EngineError) {
+        let failure = callReportingMessage {
+            vp_ov_engine_infer(engine, Int32(clamping: batch), input.baseAddress, input.count, output.baseAddress, output.count, $0, $1)
+        }
+        if let failure { throw EngineError(.inferenceFailed, failure) }
+    }
+
+    /// The addresses OpenVINO's tensors for `batch` read and write: the proof that they are the caller's memory.
+    public func boundBuffers(batch: Int) -> (input: UnsafeRawPointer?, output: UnsafeRawPointer?) {
+        (vp_ov_engine_bound_input(engine, Int32(clamping: batch)), vp_ov_engine_bound_output(engine, Int32(clamping: batch)))
+    }
+
+    /// The OpenVINO runtime's build number.
+    public static var version: String { String(cString: vp_ov_version()) }
+}
+
+/// The first input and output of an ONNX file, read by OpenVINO without compiling it.
+public struct ModelSignature: Sendable, Equatable {
+    public var inputName: String
+    /// -1 marks a dynamic dimension.
+    public var inputShape: [Int]
+    public var outputName: String
+    public var outputShape: [Int]
+    public var inputCount: Int
+    public var outputCount: Int
+
+    /// Reads `file` with `vp_ov_inspect`.
+    public init(file: URL) throws(EngineError) {
+        var io = vp_ov_model_io()
+        let failure = callReportingMessage { message, capacity in vp_ov_inspect(file.path, &io, message, capacity) }
+        if let failure { throw EngineError(.loadFailed, failure) }
+        inputName = withUnsafeBytes(of: io.input_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+        outputName = withUnsafeBytes(of: io.output_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+        inputShape = withUnsafeBytes(of: io.input_shape) { Array($0.bindMemory(to: Int64.self).prefix(Int(io.input_rank))).map(Int.init) }
+        outputShape = withUnsafeBytes(of: io.output_shape) { Array($0.bindMemory(to: Int64.self).prefix(Int(io.output_rank))).map(Int.init) }
+        inputCount = Int(io.input_count)
+        outputCount = Int(io.output_count)
+    }
+}
+
+private func withOptionalCString<Result>(_ string: String?, _ body: (UnsafePointer<CChar>?) -> Result) -> Result {
+    guard let string else { return body(nil) }
+    return string.withCString(body)
+}

@@ -1,0 +1,87 @@
+import Classification
+import Foundation
+
+/// Writes each image's outcome as it comes: a table for people or JSON lines for programs.
+struct ClassifyReport {
+    let json: Bool
+    private(set) var succeeded = 0
+    private(set) var failures = 0
+    private let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    init(json: Bool) {
+        self.json = json
+    }
+
+    private struct Success: Encodable {
+        let path: String
+        let top: [ScoredClass]
+        let image: ImageSummary
+        let timingsMs: Timings
+    }
+
+    private struct ImageSummary: Encodable {
+        let format: String
+        let width: Int
+        let height: Int
+        let dctScale: Int
+    }
+
+    private struct Timings: Encodable {
+        let decode: Double
+        let preprocess: Double
+        let inference: Double
+        let total: Double
+    }
+
+    private struct Failure: Encodable {
+        struct Detail: Encodable {
+            let kind: String
+            let message: String
+        }
+        let path: String
+        let error: Detail
+    }
+
+    mutating func classified(path: String, classification: Classification) {
+        succeeded += 1
+        let image = classification.image
+        let timings = classification.timings
+        if json {
+            emit(Success(
+                path: path, top: classification.top,
+                image: ImageSummary(format: image.info.format.rawValue, width: image.info.width, height: image.info.height, dctScale: image.dctScale),
+                timingsMs: Timings(
+                    decode: timings.decode * 1000, preprocess: timings.preprocess * 1000,
+                    inference: timings.inference * 1000, total: timings.total * 1000)))
+            return
+        }
+        var lines = ["\(path)  (\(image.info.width)×\(image.info.height) \(image.info.format.rawValue.uppercased()), \(String(format: "%.1f", timings.total * 1000)) ms)"]
+        for (rank, scored) in classification.top.enumerated() {
+            let percent = String(format: "%5.1f%%", scored.score * 100)
+            lines.append("  \(String(rank + 1).leftPadded(to: 2))  \(percent)  \(scored.label.rightPadded(to: 30)) #\(scored.classIndex)")
+        }
+        print(lines.joined(separator: "\n"))
+    }
+
+    mutating func failed(path: String, kind: String, message: String) {
+        failures += 1
+        if json {
+            emit(Failure(path: path, error: .init(kind: kind, message: message)))
+        }
+        printError("error: \(path): \(message)")
+    }
+
+    private func emit(_ value: some Encodable) {
+        print(String(decoding: try! encoder.encode(value), as: UTF8.self))
+    }
+}
+
+extension String {
+    func leftPadded(to width: Int) -> String { String(repeating: " ", count: max(0, width - count)) + self }
+    func rightPadded(to width: Int) -> String { self + String(repeating: " ", count: max(0, width - count)) }
+}

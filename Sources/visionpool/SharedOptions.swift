@@ -1,0 +1,62 @@
+import ArgumentParser
+import Foundation
+import InferenceEngines
+import ModelCatalog
+
+extension EngineKind: ExpressibleByArgument {}
+extension Precision: ExpressibleByArgument {}
+extension ModelManifest.Output.Kind: ExpressibleByArgument {}
+
+/// Which catalog, and which model in it.
+struct ModelSelection: ParsableArguments {
+    @Option(help: "The model to run (see `visionpool models`).")
+    var model: String = ModelCatalog.defaultModelName
+
+    @Option(help: ArgumentHelp("The model catalog folder.", discussion: "Defaults to $VISIONPOOL_MODELS, else the checkout's Models/ folder."))
+    var modelsDir: String?
+
+    var catalog: ModelCatalog { Self.catalog(at: modelsDir) }
+
+    static func catalog(at modelsDir: String?) -> ModelCatalog {
+        ModelCatalog(directory: modelsDir.map { URL(fileURLWithPath: $0, isDirectory: true) } ?? ModelCatalog.defaultDirectory())
+    }
+}
+
+/// How the engine runs.
+struct EngineSelection: ParsableArguments {
+    @Option(help: "The inference engine: openvino (fast) or opencv.")
+    var engine: EngineKind = .openvino
+
+    @Option(help: "Intra-op threads for the engine; 0 uses every core this process may run on.")
+    var threads: Int = 0
+
+    @Option(help: "Inference precision: default (the engine's choice: bf16 on CPUs that have it), f32, bf16 or f16. The opencv engine runs f32 only.")
+    var precision: Precision = .automatic
+
+    @Option(help: "Where OpenVINO caches compiled models, so later starts skip compilation.")
+    var cacheDir: String?
+
+    @Flag(help: "Compile the model afresh on every start.")
+    var noCache = false
+
+    func validate() throws {
+        guard threads >= 0 else { throw ValidationError("--threads must be 0 or more") }
+    }
+
+    var options: EngineOptions {
+        let cache = noCache ? nil : cacheDir.map { URL(fileURLWithPath: $0, isDirectory: true) } ?? EngineOptions.defaultCacheDirectory()
+        return EngineOptions(kind: engine, threads: threads, precision: precision, cacheDirectory: cache)
+    }
+}
+
+/// Lines for people go to standard error, so standard output stays clean for data.
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// A warning for models whose scores say nothing about the image.
+func warnIfSynthetic(_ manifest: ModelManifest) {
+    if manifest.weights == .synthetic {
+        printError("warning: \(manifest.name) carries synthetic weights: its classes are meaningless. Use it to measure speed, not to classify.")
+    }
+}

@@ -1,0 +1,140 @@
+import Foundation
+import ModelCatalog
+import TestSupport
+import Testing
+
+@Suite struct BundledCatalogTests {
+    @Test func listsTheBundledModels() throws {
+        let names = try Fixtures.catalog.entries().map(\.manifest.name)
+        #expect(names == ["efficientnet-lite0", "resnet18", "resnet50"])
+    }
+
+    @Test func defaultModelHasRealWeightsAndImageNetLabels() throws {
+        let entry = try Fixtures.catalog.entry(named: ModelCatalog.defaultModelName)
+        #expect(entry.manifest.weights == .pretrained)
+        #expect(entry.isInstalled, "run tools/setup.sh")
+        let labels = try entry.labels()
+        #expect(labels.count == 1000)
+        #expect(labels[281] == "tabby" && labels[967] == "espresso")
+        #expect(entry.manifest.preprocessing == .tensorflow)
+    }
+
+    @Test("ResNets say their weights are synthetic", arguments: ["resnet18", "resnet50"])
+    func resnetsAreSynthetic(name: String) throws {
+        let entry = try Fixtures.catalog.entry(named: name)
+        #expect(entry.manifest.weights == .synthetic)
+        #expect(entry.manifest.preprocessing == .imagenet)
+    }
+
+    @Test("unknown or unsafe names are refused with the list of models", arguments: ["mobilenet", "../Models/resnet50", "", "Resnet50"])
+    func unknownModel(name: String) {
+        let error = #expect(throws: ModelCatalogError.self) { try Fixtures.catalog.entry(named: name) }
+        guard case .unknownModel(_, let available)? = error else {
+            Issue.record("expected unknownModel, got \(String(describing: error))")
+            return
+        }
+        #expect(available.contains("efficientnet-lite0"))
+    }
+}
+
+@Suite struct ManifestValidationTests {
+    func catalog(with manifest: String, named name: String = "broken") throws -> (ModelCatalog, URL) {
+        let directory = try Fixtures.temporaryDirectory()
+        try Data(manifest.utf8).write(to: directory.appendingPathComponent("\(name).json"))
+        return (ModelCatalog(directory: directory), directory)
+    }
+
+    func validManifest(editing edit: (inout [String: Any]) -> Void) throws -> String {
+        let data = try Data(contentsOf: TestPaths.models.appendingPathComponent("efficientnet-lite0.json"))
+        var object = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        object["name"] = "broken"
+        edit(&object)
+        return String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+    }
+
+    @Test("manifest problems are named", arguments: [
+        ("not json", "not valid JSON"),
+    ])
+    func unreadableManifest(text: String, expected: String) throws {
+        let (catalog, directory) = try catalog(with: text)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let error = #expect(throws: ModelCatalogError.self) { try catalog.entry(named: "broken") }
+        #expect(error?.description.contains(expected) == true, "\(error?.description ?? "")")
+    }
+
+    @Test func missingKeyIsNamed() throws {
+        let (catalog, directory) = try catalog(with: try validManifest { $0["preprocessing"] = ["crop": [224, 224]] })
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let error = #expect(throws: ModelCatalogError.self) { try catalog.entry(named: "broken") }
+        #expect(error?.description.contains("preprocessing.resize_short_side") == true, "\(error?.description ?? "")")
+    }
+
+    @Test func inconsistentShapesAreRefused() throws {
+        let manifest = try validManifest {
+            $0["input"] = ["name": "input", "layout": "NHWC", "shape": [224, 224, 3], "datatype": "FP32"]
+        }
+        let (catalog, directory) = try catalog(with: manifest)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let error = #expect(throws: ModelCatalogError.self) { try catalog.entry(named: "broken") }
+        let text = error?.description ?? ""
+        #expect(text.contains("only NCHW") && text.contains("[3, height, width]"), "\(text)")
+    }
+
+    @Test func missingModelFileSaysHowToMakeIt() throws {
+        let (catalog, directory) = try catalog(with: try validManifest { $0["labels"] = nil })
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let entry = try catalog.entry(named: "broken")
+        #expect(!entry.isInstalled)
+        #expect(try entry.labels().count == 1000)
+        let error = #expect(throws: ModelCatalogError.self) { try entry.installedModelURL() }
+        #expect(error?.description.contains("tools/setup.sh") == true)
+    }
+}
+
+@Suite struct AddModelTests {
+    let source = try! Fixtures.catalog.entry(named: "efficientnet-lite0")
+
+    func userManifest(name: String, classes: Int = 1000) -> ModelManifest {
+        var manifest = source.manifest
+        manifest.name = name
+        manifest.output.classes = classes
+        return manifest
+    }
+
+    @Test func addCopiesTheModelAndWritesAManifest() throws {
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let catalog = ModelCatalog(directory: directory)
+        let added = try catalog.add(userManifest(name: "mine"), modelFile: source.modelURL, labelsFile: source.labelsURL)
+        #expect(added.isInstalled && added.modelURL.lastPathComponent == "mine.onnx")
+        #expect(try catalog.entry(named: "mine").labels().count == 1000)
+        #expect(try catalog.entries().map(\.manifest.name) == ["mine"])
+
+        let again = #expect(throws: ModelCatalogError.self) {
+            try catalog.add(userManifest(name: "mine"), modelFile: source.modelURL, labelsFile: nil)
+        }
+        #expect(again == .alreadyExists(name: "mine", manifest: directory.appendingPathComponent("mine.json").path))
+        _ = try catalog.add(userManifest(name: "mine"), modelFile: source.modelURL, labelsFile: nil, replacing: true)
+    }
+
+    @Test func labelsThatDoNotMatchLeaveNothingBehind() throws {
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let catalog = ModelCatalog(directory: directory)
+        let error = #expect(throws: ModelCatalogError.self) {
+            try catalog.add(userManifest(name: "mine", classes: 10), modelFile: source.modelURL, labelsFile: source.labelsURL)
+        }
+        #expect(error == .labelsMismatch(path: source.labelsURL!.path, labels: 1000, classes: 10))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)
+    }
+
+    @Test func invalidNamesAreRefused() throws {
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let error = #expect(throws: ModelCatalogError.self) {
+            try ModelCatalog(directory: directory).add(userManifest(name: "../escape"), modelFile: source.modelURL, labelsFile: nil)
+        }
+        #expect(error?.description.contains("name") == true)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)
+    }
+}

@@ -1,0 +1,152 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// What a run of the built `visionpool` executable printed.
+struct Run {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+
+    var jsonLines: [[String: Any]] {
+        stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+}
+
+func visionpool(_ arguments: [String], environment: [String: String] = [:]) throws -> Run {
+    // Output goes to files, not pipes, so a chatty child can never block on a full pipe.
+    let directory = try Fixtures.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let outputURL = directory.appendingPathComponent("stdout"), errorURL = directory.appendingPathComponent("stderr")
+    FileManager.default.createFile(atPath: outputURL.path, contents: nil)
+    FileManager.default.createFile(atPath: errorURL.path, contents: nil)
+    let process = Process()
+    process.executableURL = TestPaths.executable
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    process.standardOutput = try FileHandle(forWritingTo: outputURL)
+    process.standardError = try FileHandle(forWritingTo: errorURL)
+    try process.run()
+    process.waitUntilExit()
+    return Run(
+        status: process.terminationStatus, stdout: try String(contentsOf: outputURL, encoding: .utf8),
+        stderr: try String(contentsOf: errorURL, encoding: .utf8))
+}
+
+func topClass(_ line: [String: Any]) -> Int? {
+    ((line["top"] as? [[String: Any]])?.first?["class_index"] as? NSNumber)?.intValue
+}
+
+@Suite(.serialized) struct CLITests {
+    @Test func classifiesTheSamplePhotosAsJSON() throws {
+        let run = try visionpool(["classify", "--json", "--threads", "2", TestPaths.samples.path])
+        #expect(run.status == 0, "\(run.stderr)")
+        let lines = run.jsonLines
+        #expect(lines.count == 5)
+        let cat = try #require(lines.first { ($0["path"] as? String)?.hasSuffix("chelsea.png") == true })
+        #expect(catClasses.contains(topClass(cat) ?? -1))
+        #expect((cat["top"] as? [Any])?.count == 5)
+        let coffee = try #require(lines.first { ($0["path"] as? String)?.hasSuffix("coffee.png") == true })
+        let coffeeTop = (coffee["top"] as? [[String: Any]] ?? []).compactMap { ($0["class_index"] as? NSNumber)?.intValue }
+        #expect(!coffeeClasses.isDisjoint(with: coffeeTop))
+        #expect(cat["timings_ms"] as? [String: Any] != nil)
+    }
+
+    @Test func tableForPeople() throws {
+        let run = try visionpool(["classify", "--top", "3", TestPaths.samples.appendingPathComponent("chelsea.png").path])
+        #expect(run.status == 0)
+        #expect(run.stdout.contains("chelsea.png") && run.stdout.contains("cat"))
+        #expect(run.stdout.split(separator: "\n").count == 4)
+        #expect(run.stderr.contains("1 classified, 0 failed"))
+    }
+
+    @Test func aFailingFileIsReportedAndTheRestGoOn() throws {
+        let bad = TestPaths.fixtures.appendingPathComponent("truncated.jpg").path
+        let good = TestPaths.fixtures.appendingPathComponent("cat.jpg").path
+        let run = try visionpool(["classify", "--json", bad, "/no/such/file.jpg", good])
+        #expect(run.status == 1)
+        let lines = run.jsonLines
+        #expect(lines.count == 3)
+        let failure = try #require(lines.first { ($0["path"] as? String) == bad })
+        #expect((failure["error"] as? [String: Any])?["kind"] as? String == "truncated")
+        #expect(lines.contains { ($0["path"] as? String) == "/no/such/file.jpg" && $0["error"] != nil })
+        #expect(catClasses.contains(lines.first { ($0["path"] as? String) == good }.flatMap(topClass) ?? -1))
+        #expect(run.stderr.contains("truncated.jpg") && run.stderr.contains("1 classified, 2 failed"))
+    }
+
+    @Test func foldersAreWalkedForImagesOnly() throws {
+        let run = try visionpool(["classify", "--json", "--engine", "opencv", "--threads", "1", TestPaths.fixtures.path])
+        let paths = run.jsonLines.compactMap { $0["path"] as? String }
+        #expect(!paths.contains { $0.hasSuffix(".txt") || $0.hasSuffix(".bin") || $0.hasSuffix(".npy") })
+        #expect(paths.contains { $0.hasSuffix("cat.webp") } && paths.contains { $0.hasSuffix("cat.tiff") })
+        #expect(paths == paths.sorted())
+        #expect(run.status == 1, "the folder holds broken images on purpose")
+    }
+
+    @Test func syntheticModelsSaySo() throws {
+        let run = try visionpool(["classify", "--model", "resnet18", TestPaths.fixtures.appendingPathComponent("cat.jpg").path])
+        #expect(run.status == 0)
+        #expect(run.stderr.contains("synthetic weights"))
+    }
+
+    @Test("bad arguments are explained", arguments: [
+        (["classify", "--model", "nope", "x.jpg"], "no model named \"nope\""),
+        (["classify", "--engine", "cuda", "x.jpg"], "cuda"),
+        (["classify", "--engine", "opencv", "--precision", "bf16", "x.jpg"], "f32 only"),
+        (["classify", "--top", "0", "x.jpg"], "--top"),
+        (["classify"], "Missing expected argument"),
+    ])
+    func badArguments(arguments: [String], message: String) throws {
+        let run = try visionpool(arguments)
+        #expect(run.status != 0)
+        #expect(run.stderr.contains(message), "\(run.stderr)")
+    }
+
+    @Test func modelsListsTheCatalog() throws {
+        let run = try visionpool(["models"])
+        #expect(run.status == 0)
+        for name in ["efficientnet-lite0", "resnet18", "resnet50", "synthetic", "Apache-2.0"] {
+            #expect(run.stdout.contains(name), "\(name)")
+        }
+    }
+
+    @Test func aUserModelCanBeAddedAndUsed() throws {
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let add = try visionpool([
+            "models", "add", TestPaths.models.appendingPathComponent("efficientnet-lite0.onnx").path, "--name", "my-classifier",
+            "--labels", TestPaths.models.appendingPathComponent("imagenet-labels.txt").path, "--preprocess", "tensorflow",
+            "--models-dir", directory.path,
+        ])
+        #expect(add.status == 0, "\(add.stderr)")
+        let run = try visionpool(["classify", "--json", "--model", "my-classifier", TestPaths.samples.appendingPathComponent("chelsea.png").path],
+                                 environment: ["VISIONPOOL_MODELS": directory.path])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(catClasses.contains(run.jsonLines.first.flatMap(topClass) ?? -1))
+    }
+
+    @Test func addRefusesWhatIsNotAClassifier() throws {
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let run = try visionpool(["models", "add", TestPaths.fixtures.appendingPathComponent("text.txt").path, "--models-dir", directory.path])
+        #expect(run.status != 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)
+    }
+
+    @Test func benchInProcessReportsJSON() throws {
+        let run = try visionpool(["bench", "--in-process", "--model", "resnet18", "--threads", "1", "--duration", "0.5", "--warm-up", "0.1", "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+        let result = try #require(report["result"] as? [String: Any])
+        #expect(((result["images_per_second"] as? NSNumber)?.doubleValue ?? 0) > 0)
+        #expect((result["latency"] as? [String: Any])?["p99"] != nil)
+    }
+
+    @Test func helpExplainsTheOptions() throws {
+        let run = try visionpool(["classify", "--help"])
+        #expect(run.status == 0)
+        for option in ["--model", "--engine", "--threads", "--precision", "--top", "--json", "--max-pixels"] {
+            #expect(run.stdout.contains(option), "\(option)")
+        }
+    }
+}
