@@ -28,6 +28,8 @@ let package = Package(
             name: "COpenCVCodec",
             cxxSettings: [.unsafeFlags([openCVInclude, "-O2"])],
             linkerSettings: [
+                // SilentPNGWarnings.cpp interposes libpng's constructor; the symbol must be dynamic to win.
+                .unsafeFlags(["-Xlinker", "--export-dynamic-symbol=png_create_read_struct"]),
                 .linkedLibrary("opencv_imgcodecs"),
                 .linkedLibrary("opencv_imgproc"),
                 .linkedLibrary("opencv_core"),

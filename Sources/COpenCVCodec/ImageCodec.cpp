@@ -314,5 +314,3 @@ extern "C" vp_codec_status vp_codec_preprocess(const uint8_t *data, size_t lengt
         return fail(message, capacity, VP_CODEC_INTERNAL, "decoding failed: %s", error.what());
     }
 }
-
-extern "C" void vp_codec_set_threads(int32_t threads) { cv::setNumThreads(threads); }

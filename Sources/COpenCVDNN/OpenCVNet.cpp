@@ -59,3 +59,5 @@ extern "C" int32_t vp_cvdnn_infer(vp_cvdnn_net *holder, const float *input, int3
 }
 
 extern "C" void vp_cvdnn_destroy(vp_cvdnn_net *holder) { delete holder; }
+
+extern "C" const char *vp_cvdnn_version(void) { return CV_VERSION; }

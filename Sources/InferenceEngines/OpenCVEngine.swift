@@ -20,7 +20,7 @@ public final class OpenCVEngine: InferenceEngine {
         net = created!
         self.model = model
         engineDescription = EngineDescription(
-            kind: .opencv, precision: "f32", threads: options.threads > 0 ? options.threads : availableProcessorCount, version: "4.6")
+            kind: .opencv, precision: "f32", threads: options.threads > 0 ? options.threads : availableProcessorCount, version: String(cString: vp_cvdnn_version()))
     }
 
     deinit { vp_cvdnn_destroy(net) }

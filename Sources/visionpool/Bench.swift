@@ -46,8 +46,9 @@ struct Bench: ParsableCommand {
         let result = try EngineBenchmark.run(
             engine: engine, batch: batch, warmUp: .seconds(warmUp), duration: .seconds(duration),
             progress: { fraction in
-                if onTerminal { printError(String(format: "\u{1B}[1A\u{1B}[Kmeasuring… %3.0f%%", fraction * 100)) }
+                if onTerminal { FileHandle.standardError.write(Data(String(format: "\rmeasuring… %3.0f%%", fraction * 100).utf8)) }
             })
+        if onTerminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
         if json {
             let encoder = JSONEncoder()
             encoder.keyEncodingStrategy = .convertToSnakeCase

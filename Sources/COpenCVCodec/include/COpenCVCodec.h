@@ -73,9 +73,6 @@ vp_codec_status vp_codec_preprocess(const uint8_t *data, size_t length, const vp
                                     float *output, size_t output_count, vp_preprocess_report *report,
                                     char *message, size_t message_capacity);
 
-/// Sets the threads OpenCV may use for decoding and resizing in this process.
-void vp_codec_set_threads(int32_t threads);
-
 #ifdef __cplusplus
 }
 #endif

@@ -22,6 +22,9 @@ int32_t vp_cvdnn_infer(vp_cvdnn_net *net, const float *input, int32_t batch, int
 
 void vp_cvdnn_destroy(vp_cvdnn_net *net);
 
+/// OpenCV's version string, e.g. "4.6.0".
+const char *vp_cvdnn_version(void);
+
 #ifdef __cplusplus
 }
 #endif
