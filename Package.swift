@@ -21,6 +21,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // Native libraries behind small C headers.
@@ -54,11 +55,18 @@ let package = Package(
             ]
         ),
 
+        .target(name: "CLinuxShims"),
+
         // Swift modules, one per concern.
         .target(name: "ImagePipeline", dependencies: ["COpenCVCodec"]),
         .target(name: "ModelCatalog"),
         .target(name: "InferenceEngines", dependencies: ["COpenVINO", "COpenCVDNN", "ModelCatalog"]),
-        .target(name: "Classification", dependencies: ["ImagePipeline", "ModelCatalog", "InferenceEngines"]),
+        .target(name: "SharedMemory", dependencies: ["CLinuxShims", .product(name: "SystemPackage", package: "swift-system")]),
+        .target(
+            name: "WorkerPool",
+            dependencies: ["CLinuxShims", "SharedMemory", "InferenceEngines", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .target(name: "Classification", dependencies: ["ImagePipeline", "ModelCatalog", "InferenceEngines", "WorkerPool"]),
         .target(
             name: "Benchmarking",
             dependencies: ["InferenceEngines", "ModelCatalog", .product(name: "Histogram", package: "hdrhistogram-swift")]
@@ -66,7 +74,7 @@ let package = Package(
         .executableTarget(
             name: "visionpool",
             dependencies: [
-                "Classification", "Benchmarking", "ModelCatalog", "InferenceEngines", "ImagePipeline",
+                "Classification", "Benchmarking", "ModelCatalog", "InferenceEngines", "ImagePipeline", "WorkerPool",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -78,6 +86,8 @@ let package = Package(
         .testTarget(name: "InferenceEnginesTests", dependencies: ["InferenceEngines", "TestSupport"]),
         .testTarget(name: "ClassificationTests", dependencies: ["Classification", "TestSupport"]),
         .testTarget(name: "BenchmarkingTests", dependencies: ["Benchmarking", "TestSupport"]),
+        .testTarget(name: "SharedMemoryTests", dependencies: ["SharedMemory", "TestSupport"]),
+        .testTarget(name: "WorkerPoolTests", dependencies: ["WorkerPool", "Classification", "visionpool", "TestSupport"]),
         .testTarget(name: "VisionPoolCLITests", dependencies: ["visionpool", "TestSupport"]),
     ],
     cxxLanguageStandard: .cxx17

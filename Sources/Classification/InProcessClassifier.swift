@@ -2,6 +2,7 @@ import Foundation
 import ImagePipeline
 import InferenceEngines
 import ModelCatalog
+import WorkerPool
 
 /// Seconds spent in each stage of one classification.
 public struct StageTimings: Codable, Sendable, Equatable {
@@ -23,11 +24,22 @@ public struct Classification: Codable, Sendable {
 public enum ClassificationError: Error, CustomStringConvertible {
     case image(ImageDecodingError)
     case engine(EngineError)
+    case pool(PoolError)
 
     public var description: String {
         switch self {
         case .image(let error): error.message
         case .engine(let error): error.message
+        case .pool(let error): error.description
+        }
+    }
+
+    /// A short machine-readable name for scripts.
+    public var kind: String {
+        switch self {
+        case .image(let error): error.kind.rawValue
+        case .engine(let error): error.kind.rawValue
+        case .pool: "pool"
         }
     }
 }

@@ -3,8 +3,9 @@ import Classification
 import Foundation
 import ImagePipeline
 import ModelCatalog
+import WorkerPool
 
-struct Classify: ParsableCommand {
+struct Classify: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Classify image files, or every image in folders (recursively).",
         discussion: """
@@ -20,6 +21,10 @@ struct Classify: ParsableCommand {
 
     @OptionGroup var selection: ModelSelection
     @OptionGroup var engine: EngineSelection
+    @OptionGroup(title: "Worker pool (used for more than one image)") var pool: PoolSelection
+
+    @Flag(help: "Classify in this process, without the worker pool.")
+    var inProcess = false
 
     @Option(help: "How many classes to show per image.")
     var top: Int = 5
@@ -38,41 +43,78 @@ struct Classify: ParsableCommand {
         guard maxPixels >= 1 else { throw ValidationError("--max-pixels must be at least 1") }
     }
 
-    func run() throws {
+    func run() async throws {
         let entry = try selection.catalog.entry(named: selection.model)
         warnIfSynthetic(entry.manifest)
-        let startup = ContinuousClock.now
-        let classifier = try InProcessClassifier(entry: entry, engineOptions: engine.options, maxPixels: maxPixels)
-        let readySeconds = (ContinuousClock.now - startup).seconds
-
         let (images, missing) = Self.expand(paths)
         var report = ClassifyReport(json: json)
         for path in missing { report.failed(path: path, kind: "not_found", message: "no such file or folder") }
         var progress = ProgressBar(total: images.count)
-        let start = ContinuousClock.now
-        for path in images {
-            progress.clear()
-            do {
-                let data = try Self.read(path)
-                report.classified(path: path, classification: try classifier.classify(data, top: top))
-            } catch let error as ClassificationError {
-                let kind = switch error {
-                case .image(let image): image.kind.rawValue
-                case .engine(let engine): engine.kind.rawValue
-                }
-                report.failed(path: path, kind: kind, message: error.description)
-            } catch {
-                report.failed(path: path, kind: "unreadable", message: "\(error)")
+        let startup = ContinuousClock.now
+        let onPool = !inProcess && images.count > 1
+        let summary: String
+        if onPool {
+            let configuration = try pool.configuration(entry: entry, engine: engine)
+            let classifier = try await PoolClassifier(entry: entry, configuration: configuration, maxPixels: maxPixels)
+            let ready = (ContinuousClock.now - startup).seconds
+            let start = ContinuousClock.now
+            let window = configuration.workers * 2 * configuration.maxBatch
+            try await Self.inOrder(images, window: window, work: { path in
+                try await classifier.classify(try Self.read(path), top: top)
+            }, each: { path, outcome in
+                progress.clear()
+                report.record(path: path, outcome: outcome)
+                progress.advance()
+            })
+            await classifier.shutdown()
+            summary = "\(String(format: "%.2f", (ContinuousClock.now - start).seconds)) s · \(entry.manifest.name) on \(configuration.workers) \(engine.engine.rawValue) workers × \(configuration.threadsPerWorker) threads, batch ≤ \(configuration.maxBatch), ready in \(String(format: "%.2f", ready)) s"
+        } else {
+            let classifier = try InProcessClassifier(entry: entry, engineOptions: engine.options, maxPixels: maxPixels)
+            let ready = (ContinuousClock.now - startup).seconds
+            let start = ContinuousClock.now
+            for path in images {
+                progress.clear()
+                report.record(path: path, outcome: Result { try classifier.classify(try Self.read(path), top: top) })
+                progress.advance()
             }
-            progress.advance()
+            let description = classifier.engine.engineDescription
+            summary = "\(String(format: "%.2f", (ContinuousClock.now - start).seconds)) s · \(entry.manifest.name) in process on \(description.kind.rawValue) \(description.precision), \(description.threads) threads, ready in \(String(format: "%.2f", ready)) s"
         }
         progress.clear()
-        let description = classifier.engine.engineDescription
-        printError(
-            "\(report.succeeded) classified, \(report.failures) failed in \(String(format: "%.2f", (ContinuousClock.now - start).seconds)) s · "
-                + "\(entry.manifest.name) on \(description.kind.rawValue) \(description.precision), \(description.threads) threads, "
-                + "ready in \(String(format: "%.2f", readySeconds)) s")
+        printError("\(report.succeeded) classified, \(report.failures) failed in \(summary)")
         if report.failures > 0 { throw ExitCode.failure }
+    }
+
+    /// Runs `work` on up to `window` items at once and hands the outcomes to `each` in input order.
+    static func inOrder<Output: Sendable>(
+        _ items: [String], window: Int, work: @escaping @Sendable (String) async throws -> Output,
+        each: (String, Result<Output, Error>) -> Void
+    ) async throws {
+        try await withThrowingTaskGroup(of: (Int, Result<Output, Error>).self) { group in
+            var finished: [Int: Result<Output, Error>] = [:]
+            var next = 0
+            for (index, item) in items.enumerated() {
+                if index >= window, let (done, outcome) = try await group.next() { finished[done] = outcome }
+                group.addTask {
+                    do {
+                        return (index, .success(try await work(item)))
+                    } catch {
+                        return (index, .failure(error))
+                    }
+                }
+                while let outcome = finished.removeValue(forKey: next) {
+                    each(items[next], outcome)
+                    next += 1
+                }
+            }
+            for try await (done, outcome) in group {
+                finished[done] = outcome
+                while let outcome = finished.removeValue(forKey: next) {
+                    each(items[next], outcome)
+                    next += 1
+                }
+            }
+        }
     }
 
     /// Files named directly, then images found in folders (sorted); and the paths that do not exist.
@@ -94,8 +136,9 @@ struct Classify: ParsableCommand {
                 options: [.skipsHiddenFiles])
             var found: [String] = []
             while let url = walker?.nextObject() as? URL {
+                // Symbolic links to images count; the walk itself does not descend into linked folders.
                 if imageExtensions.contains(url.pathExtension.lowercased()),
-                   (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true {
+                   (try? url.resolvingSymlinksInPath().resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true {
                     found.append(url.path)
                 }
             }

@@ -47,7 +47,16 @@ struct ClassifyReport {
         let error: Detail
     }
 
-    mutating func classified(path: String, classification: Classification) {
+    /// Writes one image's outcome.
+    mutating func record(path: String, outcome: Result<Classification, Error>) {
+        switch outcome {
+        case .success(let classification): classified(path: path, classification: classification)
+        case .failure(let error as ClassificationError): failed(path: path, kind: error.kind, message: error.description)
+        case .failure(let error): failed(path: path, kind: "unreadable", message: "\(error)")
+        }
+    }
+
+    private mutating func classified(path: String, classification: Classification) {
         succeeded += 1
         let image = classification.image
         let timings = classification.timings

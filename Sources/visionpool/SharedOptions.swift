@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import InferenceEngines
 import ModelCatalog
+import Classification
+import WorkerPool
 
 extension EngineKind: ExpressibleByArgument {}
 extension Precision: ExpressibleByArgument {}
@@ -58,5 +60,45 @@ func printError(_ text: String) {
 func warnIfSynthetic(_ manifest: ModelManifest) {
     if manifest.weights == .synthetic {
         printError("warning: \(manifest.name) carries synthetic weights: its classes are meaningless. Use it to measure speed, not to classify.")
+    }
+}
+
+/// The shape of the worker pool.
+struct PoolSelection: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "Worker processes, each pinned to its own CPUs.",
+        discussion: "Default: one worker per available CPU, each with one engine thread (with --threads T: CPUs / T workers)."))
+    var workers: Int?
+
+    @Option(help: "Images packed into one inference; 1 sends each image on its own.")
+    var maxBatch: Int = 1
+
+    @Option(help: "Milliseconds a partly filled batch waits for more images.")
+    var batchDelay: Double = 2
+
+    @Option(help: "Replace each worker after it has run this many batches.")
+    var maxRequestsPerWorker: Int?
+
+    @Flag(help: "Allow workers × threads above the CPU count (their CPU sets then overlap).")
+    var oversubscribe = false
+
+    func validate() throws {
+        guard workers.map({ $0 >= 1 }) ?? true else { throw ValidationError("--workers must be at least 1") }
+        guard maxBatch >= 1 else { throw ValidationError("--max-batch must be at least 1") }
+        guard batchDelay >= 0 else { throw ValidationError("--batch-delay must not be negative") }
+        guard maxRequestsPerWorker.map({ $0 >= 1 }) ?? true else { throw ValidationError("--max-requests-per-worker must be at least 1") }
+    }
+
+    /// Workers and threads from what was given: pinned single-thread workers by default,
+    /// since two pinned 1-thread engines outrun one 2-thread engine (FACTS.md).
+    func configuration(entry: CatalogEntry, engine: EngineSelection) throws -> PoolConfiguration {
+        let cpus = CPUPlacement.availableCPUs().count
+        let threads = engine.threads > 0 ? engine.threads : max(1, cpus / (workers ?? cpus))
+        var configuration = try PoolConfiguration(
+            entry: entry, engine: engine.options, workers: workers ?? max(1, cpus / threads), threadsPerWorker: threads,
+            maxBatch: maxBatch, batchDelay: .microseconds(Int64(batchDelay * 1000)))
+        configuration.maxRequestsPerWorker = maxRequestsPerWorker
+        configuration.oversubscribe = oversubscribe
+        return configuration
     }
 }

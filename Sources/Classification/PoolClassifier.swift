@@ -1,0 +1,68 @@
+import Foundation
+import ImagePipeline
+import InferenceEngines
+import ModelCatalog
+import WorkerPool
+
+/// Classifies images on a pool of worker processes: this process decodes each image straight
+/// into a shared-memory slot, a worker runs the batch in place, and the top classes are read
+/// from the slot.
+public final class PoolClassifier: Sendable {
+    public let entry: CatalogEntry
+    public let pool: WorkerPool
+    public let spec: PreprocessSpec
+    private let labels: [String]
+
+    /// Starts the pool's workers and waits until every one is ready.
+    public init(entry: CatalogEntry, configuration: PoolConfiguration, maxPixels: Int = PreprocessSpec.defaultMaxPixels) async throws {
+        self.entry = entry
+        labels = try entry.labels()
+        spec = PreprocessSpec(entry.manifest.preprocessing, maxPixels: maxPixels)
+        pool = try WorkerPool(configuration: configuration)
+        do {
+            try await pool.start()
+        } catch {
+            await pool.shutdown()
+            throw error
+        }
+    }
+
+    public func classify(_ image: Data, top k: Int) async throws(ClassificationError) -> Classification {
+        let start = ContinuousClock.now
+        let kind = entry.manifest.output.kind
+        do {
+            var report: PreprocessReport?
+            return try await pool.infer(
+                prepare: { tensor in
+                    report = try image.withUnsafeBytes { bytes in try ImagePreprocessor.preprocess(bytes, spec: spec, into: tensor) }
+                },
+                consume: { scores, receipt in
+                    let report = report!
+                    return Classification(
+                        top: topClasses(scores: scores, kind: kind, labels: labels, k: k), image: report,
+                        timings: StageTimings(
+                            decode: report.decodeSeconds, preprocess: report.resizeSeconds + report.normalizeSeconds,
+                            inference: receipt.inferenceSeconds, total: (ContinuousClock.now - start).seconds))
+                })
+        } catch let error as ImageDecodingError {
+            throw .image(error)
+        } catch let error as PoolError {
+            throw .pool(error)
+        } catch {
+            throw .pool(.inferenceFailed("\(error)"))
+        }
+    }
+
+    public func shutdown() async {
+        await pool.shutdown()
+    }
+}
+
+extension PoolConfiguration {
+    /// A pool for a catalog model.
+    public init(entry: CatalogEntry, engine: EngineOptions, workers: Int, threadsPerWorker: Int, maxBatch: Int = 1,
+                batchDelay: Duration = .zero) throws {
+        self.init(model: try EngineModel(entry: entry), engine: engine, workers: workers, threadsPerWorker: threadsPerWorker,
+                  maxBatch: maxBatch, batchDelay: batchDelay)
+    }
+}

@@ -1,0 +1,13 @@
+import Glibc
+import SystemPackage
+
+/// Runs a libc call that returns -1 and sets `errno` on failure, retrying on `EINTR`.
+@discardableResult
+public func retryingOnInterrupt<Result: BinaryInteger>(_ call: () -> Result) throws(Errno) -> Result {
+    while true {
+        let result = call()
+        if result != -1 { return result }
+        let error = Errno(rawValue: errno)
+        if error != .interrupted { throw error }
+    }
+}

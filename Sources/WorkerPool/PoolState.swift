@@ -1,0 +1,193 @@
+import Glibc
+import SystemPackage
+
+extension WorkerPool {
+    /// Everything the supervisor and the requests share, behind one lock.
+    struct State {
+        struct Worker {
+            let pid: Int32
+            let seat: Int
+            let channel: ControlChannel
+            /// A pidfd: readable the moment the process exits.
+            let exitWatch: FileDescriptor
+            var ready = false
+            var stopping = false
+            /// Slots sent to this worker, in the order it answers them.
+            var inFlight: [Int] = []
+            var served = 0
+        }
+
+        /// One slot's batch, from its first reservation to its last release.
+        struct Batch {
+            let sequence: UInt64
+            let deadline: ContinuousClock.Instant
+            var reserved = 1
+            var prepared = 0
+            var sealed = false
+            var attempts = 0
+            /// Requests holding a position (prepared or not) that have not released it.
+            var outstanding = 1
+            var waiters: [CheckedContinuation<InferenceReceipt, Error>] = []
+            var outcome: Result<InferenceReceipt, Error>?
+        }
+
+        enum WatchRole {
+            case wake
+            case control(Int32)
+            case exit(Int32)
+        }
+
+        var health: PoolStatus.Health = .starting
+        var supervising = false
+        var stopRequested = false
+        var workers: [Int32: Worker] = [:]
+        var respawnAt: [Int: ContinuousClock.Instant] = [:]
+        var crashes: [ContinuousClock.Instant] = []
+        var consecutiveCrashes: [Int: Int] = [:]
+        var restarts = 0
+        var batches: [Int: Batch] = [:]
+        var freeSlots: [Int]
+        var filling: Int?
+        var dispatchQueue: [Int] = []
+        var slotWaiters: [CheckedContinuation<Void, Error>] = []
+        var startWaiters: [CheckedContinuation<Void, Error>] = []
+        var nextSequence: UInt64 = 1
+
+        init(slotCount: Int, seats: Int) {
+            freeSlots = Array((0..<slotCount).reversed())
+        }
+
+        var acceptsRequests: Bool { health == .starting || health == .ready }
+
+        // MARK: Requests
+
+        /// A position in the filling batch, or a new batch in a free slot; nil when every slot is taken.
+        mutating func reserve(maxBatch: Int, delay: Duration) throws -> (slot: Int, index: Int)? {
+            switch health {
+            case .unhealthy(let reason): throw PoolError.unhealthy(reason)
+            case .stopping, .stopped: throw PoolError.stopped
+            case .starting, .ready: break
+            }
+            if let slot = filling, var batch = batches[slot], !batch.sealed, batch.reserved < maxBatch {
+                let index = batch.reserved
+                batch.reserved += 1
+                batch.outstanding += 1
+                batch.sealed = batch.reserved == maxBatch
+                batches[slot] = batch
+                if batch.sealed { filling = nil }
+                return (slot, index)
+            }
+            guard let slot = freeSlots.popLast() else { return nil }
+            batches[slot] = Batch(sequence: nextSequence, deadline: .now + delay, sealed: maxBatch == 1)
+            nextSequence += 1
+            filling = maxBatch == 1 ? nil : slot
+            return (slot, 0)
+        }
+
+        /// A request wrote its tensor (or failed to, with no `waiter`).
+        mutating func prepared(slot: Int, index: Int, waiter: CheckedContinuation<InferenceReceipt, Error>?) {
+            batches[slot]!.prepared += 1
+            if let waiter {
+                if let outcome = batches[slot]!.outcome {
+                    waiter.resume(with: outcome)
+                } else {
+                    batches[slot]!.waiters.append(waiter)
+                }
+            } else {
+                release(slot: slot)
+            }
+            enqueueIfComplete(slot)
+        }
+
+        /// A request is done with its position; the last one frees the slot.
+        mutating func release(slot: Int) {
+            guard var batch = batches[slot] else { return }
+            batch.outstanding -= 1
+            batches[slot] = batch
+            guard batch.outstanding == 0, batch.sealed else { return }
+            batches[slot] = nil
+            dispatchQueue.removeAll { $0 == slot }
+            freeSlots.append(slot)
+            if !slotWaiters.isEmpty { slotWaiters.removeFirst().resume() }
+        }
+
+        /// Seals the filling batch once its delay has passed.
+        mutating func sealExpiredBatch() {
+            guard let slot = filling, let batch = batches[slot], batch.deadline <= .now || !acceptsRequests else { return }
+            batches[slot]!.sealed = true
+            filling = nil
+            enqueueIfComplete(slot)
+            if batches[slot]?.outstanding == 0 {
+                batches[slot]!.outstanding = 1
+                release(slot: slot)
+            }
+        }
+
+        /// A sealed batch whose every position is written goes to the dispatch queue.
+        private mutating func enqueueIfComplete(_ slot: Int) {
+            guard let batch = batches[slot], batch.sealed, batch.prepared == batch.reserved, batch.outcome == nil,
+                  !batch.waiters.isEmpty, !dispatchQueue.contains(slot) else { return }
+            dispatchQueue.append(slot)
+        }
+
+        /// Wakes every request of a batch with its outcome.
+        mutating func finish(slot: Int, with outcome: Result<InferenceReceipt, Error>) {
+            batches[slot]!.outcome = outcome
+            for waiter in batches[slot]!.waiters { waiter.resume(with: outcome) }
+            batches[slot]!.waiters = []
+        }
+
+        // MARK: Health
+
+        mutating func becomeReadyIfAllSeated(seats: Int) {
+            guard health == .starting, workers.values.filter(\.ready).count == seats else { return }
+            health = .ready
+            for waiter in startWaiters { waiter.resume() }
+            startWaiters = []
+        }
+
+        /// Stops replacing workers and fails whatever is waiting: the pool cannot serve.
+        mutating func becomeUnhealthy(_ reason: String) {
+            guard acceptsRequests else { return }
+            health = .unhealthy(reason)
+            respawnAt = [:]
+            for waiter in startWaiters { waiter.resume(throwing: PoolError.startFailed(reason)) }
+            startWaiters = []
+            failWaiting(with: PoolError.unhealthy(reason))
+        }
+
+        mutating func beginStopping() {
+            stopRequested = true
+            if acceptsRequests { health = .stopping }
+            failWaiting(with: PoolError.stopped)
+            for waiter in startWaiters { waiter.resume(throwing: PoolError.stopped) }
+            startWaiters = []
+        }
+
+        /// Requests waiting for a slot, and batches not yet sent to a worker, fail now.
+        private mutating func failWaiting(with error: PoolError) {
+            for waiter in slotWaiters { waiter.resume(throwing: error) }
+            slotWaiters = []
+            if health != .stopping {
+                for slot in dispatchQueue { finish(slot: slot, with: .failure(error)) }
+                dispatchQueue = []
+            }
+        }
+
+        // MARK: Polling
+
+        /// The descriptors to watch, and how long to sleep before a batch deadline or respawn is due.
+        func pollSet(wake: Int32) -> (watched: [(fd: Int32, role: WatchRole)], timeout: Int32) {
+            var watched: [(fd: Int32, role: WatchRole)] = [(wake, .wake)]
+            for worker in workers.values {
+                watched.append((worker.channel.descriptor.rawValue, .control(worker.pid)))
+                watched.append((worker.exitWatch.rawValue, .exit(worker.pid)))
+            }
+            var due = respawnAt.values.min()
+            if let slot = filling, let deadline = batches[slot]?.deadline { due = min(due ?? deadline, deadline) }
+            guard let due else { return (watched, 1000) }
+            let milliseconds = Double((due - .now).components.attoseconds) / 1e15 + Double((due - .now).components.seconds) * 1000
+            return (watched, Int32(max(0, min(1000, milliseconds.rounded(.up)))))
+        }
+    }
+}

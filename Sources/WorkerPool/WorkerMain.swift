@@ -1,0 +1,108 @@
+import CLinuxShims
+import Foundation
+import Glibc
+import InferenceEngines
+import SharedMemory
+import SystemPackage
+
+/// The loop of one worker process: pin, map the arena, compile and warm the engine, report
+/// ready, then run batches in place until told to stop or the front goes away.
+public enum WorkerMain {
+    public static func run(_ configuration: WorkerConfiguration) -> Never {
+        // Die with the front, and don't start at all if it is already gone.
+        _ = CLinuxShims_set_parent_death_signal(SIGKILL)
+        guard getppid() == configuration.parentPID else { exit(1) }
+        if !configuration.cpus.isEmpty {
+            let cpus = configuration.cpus.map(Int32.init)
+            if CLinuxShims_set_process_affinity(cpus, cpus.count) != 0 {
+                fail("cannot pin to CPUs \(configuration.cpus): \(Errno(rawValue: errno))")
+            }
+        }
+        let arena: SharedArena
+        do {
+            arena = try SharedArena(
+                attaching: FileDescriptor(rawValue: Int32(CLinuxShims_WORKER_ARENA_FD)), expecting: configuration.arenaLayout)
+        } catch {
+            fail("\(error)")
+        }
+        let control = ControlChannel(descriptor: FileDescriptor(rawValue: Int32(CLinuxShims_WORKER_CONTROL_FD)), layout: arena.layout)
+        let engine: any InferenceEngine
+        do {
+            engine = try makeEngine(model: configuration.engineModel, options: configuration.engineOptions)
+            try warmUp(engine, maxBatch: configuration.maxBatch)
+        } catch {
+            fail("\(error)")
+        }
+        var ready = ControlMessage(kind: .ready)
+        ready.pid = Int(getpid())
+        ready.text = engine.engineDescription.precision
+        send(ready, on: control)
+
+        while true {
+            let message: ControlMessage?
+            do {
+                message = try control.receive()
+            } catch {
+                fail("\(error); exiting so the front replaces this worker")
+            }
+            guard let message, message.kind != .stop else { exit(0) }
+            guard message.kind == .run else { fail("unexpected \(message.kind) message from the front") }
+            send(runBatch(message, engine: engine, arena: arena), on: control)
+        }
+    }
+
+    /// Runs one batch on its slot in place and says how it went.
+    static func runBatch(_ message: ControlMessage, engine: any InferenceEngine, arena: SharedArena) -> ControlMessage {
+        let input = arena.input(slot: message.slot, batch: message.batch)
+        let output = arena.output(slot: message.slot, batch: message.batch)
+        let start = ContinuousClock.now
+        var reply = ControlMessage(kind: .done, slot: message.slot, batch: message.batch, sequence: message.sequence)
+        do {
+            try engine.infer(batch: message.batch, input: input, output: output)
+        } catch {
+            reply.kind = .error
+            reply.text = error.message
+            return reply
+        }
+        let elapsed = ContinuousClock.now - start
+        reply.inferenceNanoseconds = UInt64(elapsed.components.seconds) * 1_000_000_000 + UInt64(elapsed.components.attoseconds / 1_000_000_000)
+        // Report where the engine's tensors really are: OpenVINO's own bound addresses.
+        var bound: (input: UnsafeRawPointer?, output: UnsafeRawPointer?) = (UnsafeRawPointer(input.baseAddress), UnsafeRawPointer(output.baseAddress))
+        if let openvino = engine as? OpenVINOEngine { bound = openvino.boundBuffers(batch: message.batch) }
+        reply.inputOffset = bound.input.flatMap(arena.offset(of:)) ?? -1
+        reply.outputOffset = bound.output.flatMap(arena.offset(of:)) ?? -1
+        let header = arena.header(slot: message.slot)
+        header.pointee.batch = UInt32(message.batch)
+        header.pointee.sequence = message.sequence
+        header.pointee.inference_nanoseconds = reply.inferenceNanoseconds
+        return reply
+    }
+
+    /// Compiles batch 1 and the largest batch and runs each once, on private memory: a
+    /// replacement warms up while the arena is in use by others.
+    static func warmUp(_ engine: any InferenceEngine, maxBatch: Int) throws(EngineError) {
+        for batch in Set([1, maxBatch]).sorted() {
+            let input = UnsafeMutableBufferPointer<Float>.allocate(capacity: batch * engine.model.sampleInputCount)
+            let output = UnsafeMutableBufferPointer<Float>.allocate(capacity: batch * engine.model.outputCount)
+            defer {
+                input.deallocate()
+                output.deallocate()
+            }
+            input.initialize(repeating: 0)
+            try engine.infer(batch: batch, input: input, output: output)
+        }
+    }
+
+    private static func send(_ message: ControlMessage, on control: ControlChannel) {
+        do {
+            try control.send(message)
+        } catch {
+            exit(0)  // The front is gone.
+        }
+    }
+
+    private static func fail(_ reason: String) -> Never {
+        FileHandle.standardError.write(Data("visionpool worker \(getpid()): \(reason)\n".utf8))
+        exit(2)
+    }
+}

@@ -1,0 +1,73 @@
+import CLinuxShims
+import SharedMemory
+import SystemPackage
+import Testing
+@testable import WorkerPool
+
+@Suite struct ControlChannelTests {
+    let layout = SharedArena.Layout(slotCount: 4, maxBatch: 2, inputFloatsPerSample: 12, outputFloatsPerSample: 10)
+
+    func pair() throws -> (ControlChannel, ControlChannel) {
+        var sockets: [Int32] = [-1, -1]
+        try #require(CLinuxShims_socketpair_seqpacket(&sockets) == 0)
+        return (ControlChannel(descriptor: FileDescriptor(rawValue: sockets[0]), layout: layout),
+                ControlChannel(descriptor: FileDescriptor(rawValue: sockets[1]), layout: layout))
+    }
+
+    @Test func messagesRoundTrip() throws {
+        let (front, worker) = try pair()
+        defer {
+            try? front.descriptor.close()
+            try? worker.descriptor.close()
+        }
+        var message = ControlMessage(kind: .done, slot: 3, batch: 2, sequence: 99)
+        message.inputOffset = 4160
+        message.text = "fine"
+        try worker.send(message)
+        #expect(try front.receive() == message)
+        try? worker.descriptor.close()
+        #expect(try front.receive() == nil, "EOF when the peer is gone")
+    }
+
+    @Test("malformed messages are refused", arguments: [
+        [UInt8](repeating: 0, count: 10),
+        [UInt8](repeating: 0xFF, count: MemoryLayout<vp_control_message>.size),
+    ])
+    func malformed(bytes: [UInt8]) throws {
+        let (front, worker) = try pair()
+        defer {
+            try? front.descriptor.close()
+            try? worker.descriptor.close()
+        }
+        try worker.sendRaw(bytes)
+        #expect(throws: ControlError.self) { try front.receive() }
+    }
+
+    @Test("out-of-range slots and batches are refused", arguments: [(4, 1), (0, 3)])
+    func outOfRange(slot: Int, batch: Int) throws {
+        let (front, worker) = try pair()
+        defer {
+            try? front.descriptor.close()
+            try? worker.descriptor.close()
+        }
+        try worker.send(ControlMessage(kind: .run, slot: slot, batch: batch, sequence: 1))
+        #expect(throws: ControlError.self) { try front.receive() }
+    }
+}
+
+@Suite struct CPUPlacementTests {
+    @Test func setsAreDisjoint() throws {
+        let plan = try CPUPlacement.plan(workers: 2, threads: 2, available: [0, 1, 2, 3], oversubscribe: false)
+        #expect(plan == [[0, 1], [2, 3]])
+    }
+
+    @Test func oversubscriptionMustBeAskedFor() throws {
+        #expect(throws: PoolError.self) { try CPUPlacement.plan(workers: 3, threads: 1, available: [0, 1], oversubscribe: false) }
+        #expect(try CPUPlacement.plan(workers: 3, threads: 1, available: [4, 6], oversubscribe: true) == [[4], [6], [4]])
+    }
+
+    @Test func availableCPUsComeFromTheAffinityMask() {
+        let cpus = CPUPlacement.availableCPUs()
+        #expect(!cpus.isEmpty && cpus == cpus.sorted())
+    }
+}

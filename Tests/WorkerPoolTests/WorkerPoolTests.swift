@@ -1,0 +1,274 @@
+import Classification
+import Foundation
+import Glibc
+import InferenceEngines
+import ModelCatalog
+import TestSupport
+import Testing
+import WorkerPool
+
+/// The pool's worker processes that are children of this test process.
+func poolChildren() -> [Int32] {
+    childrenOf(getpid()).filter { pid in
+        let command = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
+        return command.split(separator: 0).dropFirst().first.map { String(decoding: $0, as: UTF8.self) } == "worker"
+    }
+}
+
+/// Descriptors and mappings of this process that belong to a pool: pidfds, and the arena
+/// with inode `arena` (other suites make arenas of their own in parallel).
+func poolResources(arena: UInt64) -> [String] {
+    let descriptors = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { fd -> String? in
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)") else { return nil }
+        var status = stat()
+        let isArena = stat("/proc/self/fd/\(fd)", &status) == 0 && UInt64(status.st_ino) == arena
+        return isArena || target.contains("[pidfd]") ? target : nil
+    }
+    let maps = (try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8))?.split(separator: "\n").filter {
+        $0.contains("visionpool-arena") && $0.split(separator: " ", omittingEmptySubsequences: true).dropFirst(4).first == Substring(String(arena))
+    } ?? []
+    return descriptors + maps.map(String.init)
+}
+
+/// The inode of a pool's arena memfd.
+func arenaInode(_ pool: WorkerPool) -> UInt64 {
+    var status = stat()
+    fstat(pool.arena.descriptor.rawValue, &status)
+    return UInt64(status.st_ino)
+}
+
+/// The CPUs a process may run on, from /proc/PID/status.
+func allowedCPUs(_ pid: Int32) throws -> [Int] {
+    let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+    let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") })
+    return line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces).split(separator: ",").flatMap { range -> [Int] in
+        let bounds = range.split(separator: "-").compactMap { Int($0) }
+        return Array(bounds[0]...bounds.last!)
+    }
+}
+
+func configuration(model: String = "resnet18", workers: Int = 2, maxBatch: Int = 1, precision: Precision = .f32) throws -> PoolConfiguration {
+    let entry = try Fixtures.catalog.entry(named: model)
+    var configuration = try PoolConfiguration(
+        entry: entry, engine: EngineOptions(precision: precision), workers: workers, threadsPerWorker: 1, maxBatch: maxBatch,
+        batchDelay: .milliseconds(5))
+    configuration.workerExecutable = TestPaths.executable
+    configuration.oversubscribe = true
+    return configuration
+}
+
+/// Waits until `condition` holds, for at most `seconds`.
+func eventually(within seconds: Double, _ condition: () -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return condition()
+}
+
+/// Runs one deterministic tensor through the pool and returns its scores and receipt.
+func infer(_ pool: WorkerPool, value: Float = 0.25) async throws -> ([Float], InferenceReceipt) {
+    try await pool.infer(prepare: { $0.initialize(repeating: value) }, consume: { (Array($0), $1) })
+}
+
+@Suite(.serialized) struct WorkerPoolTests {
+    @Test func poolResultsAreIdenticalToInProcess() async throws {
+        let entry = try Fixtures.catalog.entry(named: "efficientnet-lite0")
+        let inProcess = try InProcessClassifier(entry: entry, engineOptions: EngineOptions(threads: 1, precision: .f32))
+        let pool = try await PoolClassifier(entry: entry, configuration: try configuration(model: "efficientnet-lite0"))
+        for photo in ["chelsea.png", "coffee.png", "rocket.jpg", "astronaut.png", "motorcycle_left.png"] {
+            let image = try Fixtures.sample(photo)
+            let expected = try inProcess.classify(image, top: 5).top
+            let pooled = try await pool.classify(image, top: 5).top
+            #expect(pooled.map(\.classIndex) == expected.map(\.classIndex), "\(photo)")
+            #expect(zip(pooled, expected).allSatisfy { abs($0.score - $1.score) <= 1e-6 }, "\(photo)")
+        }
+        let cat = try await pool.classify(try Fixtures.sample("chelsea.png"), top: 1)
+        #expect(catClasses.contains(cat.top[0].classIndex))
+        await pool.shutdown()
+    }
+
+    @Test func workersArePinnedToDisjointCPUSets() async throws {
+        var settings = try configuration()
+        settings.oversubscribe = false
+        let pool = try WorkerPool(configuration: settings)
+        try await pool.start()
+        let workers = pool.status.workers
+        #expect(workers.count == 2)
+        var seen = Set<Int>()
+        for worker in workers {
+            let cpus = try allowedCPUs(worker.pid)
+            #expect(cpus == pool.cpuSets[worker.seat], "worker \(worker.pid)")
+            #expect(seen.isDisjoint(with: cpus))
+            seen.formUnion(cpus)
+        }
+        await pool.shutdown()
+    }
+
+    @Test func enginesBindTheSlotMemoryItself() async throws {
+        let pool = try WorkerPool(configuration: try configuration(maxBatch: 4))
+        try await pool.start()
+        try await withThrowingTaskGroup(of: InferenceReceipt.self) { group in
+            for index in 0..<8 { group.addTask { try await infer(pool, value: Float(index)).1 } }
+            for try await receipt in group {
+                #expect(receipt.reportedInputOffset == receipt.slotInputOffset)
+                #expect(receipt.reportedOutputOffset == receipt.slotOutputOffset)
+            }
+        }
+        await pool.shutdown()
+    }
+
+    @Test func batchedResultsMatchSingleOnes() async throws {
+        let pool = try WorkerPool(configuration: try configuration(maxBatch: 4))
+        try await pool.start()
+        let (single, _) = try await infer(pool, value: 0.5)
+        let batched = try await withThrowingTaskGroup(of: ([Float], InferenceReceipt).self) { group in
+            for _ in 0..<4 { group.addTask { try await infer(pool, value: 0.5) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(batched.contains { $0.1.batchSize > 1 }, "requests arriving together share a batch")
+        for (scores, _) in batched { #expect(zip(scores, single).allSatisfy { abs($0 - $1) <= 1e-4 }) }
+        await pool.shutdown()
+    }
+
+    @Test func aWorkerKilledMidBatchLosesNoRequest() async throws {
+        let pool = try WorkerPool(configuration: try configuration(model: "resnet50"))
+        try await pool.start()
+        let victim = pool.status.workers[0].pid
+        let results = try await withThrowingTaskGroup(of: InferenceReceipt.self) { group in
+            for index in 0..<12 { group.addTask { try await infer(pool, value: Float(index) / 12).1 } }
+            // Let the first batches start, then kill a worker that is running one.
+            try await Task.sleep(for: .milliseconds(150))
+            kill(victim, SIGKILL)
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.count == 12)
+        #expect(results.contains { $0.attempts == 2 }, "the killed worker's batch was retried elsewhere")
+        #expect(await eventually(within: 30) { pool.status.workers.filter(\.ready).count == 2 })
+        #expect(!pool.status.workers.contains { $0.pid == victim })
+        #expect(pool.status.restarts == 1)
+        await pool.shutdown()
+    }
+
+    @Test func repeatedCrashesMarkThePoolUnhealthyWithoutSpinning() async throws {
+        var settings = try configuration(workers: 1)
+        settings.crashLimit = 2
+        let pool = try WorkerPool(configuration: settings)
+        try await pool.start()
+        var killed = Set<Int32>()
+        for _ in 0..<3 {
+            let pid = try #require(await readyWorker(pool, notIn: killed))
+            killed.insert(pid)
+            kill(pid, SIGKILL)
+        }
+        #expect(await eventually(within: 5) {
+            if case .unhealthy = pool.status.health { return true }
+            return false
+        })
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(pool.status.workers.isEmpty, "no replacement is spawned once unhealthy")
+        await #expect(throws: PoolError.self) { try await infer(pool) }
+        await pool.shutdown()
+    }
+
+    @Test func aMalformedControlMessageGetsTheWorkerReplaced() async throws {
+        let pool = try WorkerPool(configuration: try configuration(workers: 1))
+        try await pool.start()
+        let victim = pool.status.workers[0].pid
+        try pool.sendRawControlMessage([UInt8](repeating: 0xAB, count: 40), toWorker: victim)
+        #expect(await eventually(within: 30) { pool.status.workers.first.map { $0.pid != victim && $0.ready } ?? false })
+        _ = try await infer(pool)
+        await pool.shutdown()
+    }
+
+    @Test func recyclingAfterMaxRequestsIsGraceful() async throws {
+        var settings = try configuration(workers: 1)
+        settings.maxRequestsPerWorker = 3
+        let pool = try WorkerPool(configuration: settings)
+        try await pool.start()
+        var workers = Set<Int32>()
+        for _ in 0..<7 { workers.insert(try await infer(pool).1.workerPID) }
+        #expect(workers.count >= 2)
+        #expect(pool.status.restarts == 0, "a recycled worker is not a crash")
+        await pool.shutdown()
+    }
+
+    @Test func stopLeavesNoProcessDescriptorOrMapping() async throws {
+        #expect(poolChildren().isEmpty)
+        let pool = try WorkerPool(configuration: try configuration())
+        try await pool.start()
+        #expect(poolChildren().count == 2)
+        #expect(!poolResources(arena: arenaInode(pool)).isEmpty)
+        let inFlight = Task { try await infer(pool) }
+        try await Task.sleep(for: .milliseconds(5))
+        await pool.shutdown()
+        _ = try await inFlight.value
+        #expect(poolChildren().isEmpty)
+        #expect(pool.status.health == .stopped)
+        await #expect(throws: PoolError.stopped) { try await infer(pool) }
+    }
+
+    @Test func resourcesAreReleasedWithThePool() async throws {
+        var arena: UInt64 = 0
+        do {
+            let pool = try WorkerPool(configuration: try configuration())
+            try await pool.start()
+            arena = arenaInode(pool)
+            #expect(poolResources(arena: arena).count >= 3, "the arena's descriptor and mapping, and a pidfd per worker")
+            await pool.shutdown()
+        }
+        #expect(poolResources(arena: arena).isEmpty, "\(poolResources(arena: arena))")
+    }
+
+    @Test func workersDieWithTheFront() async throws {
+        let folder = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        for index in 0..<400 {
+            try FileManager.default.createSymbolicLink(
+                at: folder.appendingPathComponent("\(index).jpg"), withDestinationURL: TestPaths.fixtures.appendingPathComponent("cat.jpg"))
+        }
+        let front = Process()
+        front.executableURL = TestPaths.executable
+        front.arguments = ["classify", "--json", "--workers", "2", "--threads", "1", "--model", "resnet50", folder.path]
+        front.standardOutput = FileHandle.nullDevice
+        front.standardError = FileHandle.nullDevice
+        try front.run()
+        let frontPID = front.processIdentifier
+        var workers: [Int32] = []
+        #expect(await eventually(within: 30) {
+            workers = childrenOf(frontPID)
+            return workers.count == 2
+        }, "front's children: \(workers)")
+        kill(frontPID, SIGKILL)
+        front.waitUntilExit()
+        #expect(await eventually(within: 1) { !workers.contains(where: isRunning) }, "workers \(workers) outlived the front")
+    }
+}
+
+/// A ready worker that is not one of `excluded`, once one appears.
+func readyWorker(_ pool: WorkerPool, notIn excluded: Set<Int32>) async -> Int32? {
+    var found: Int32?
+    _ = await eventually(within: 30) {
+        found = pool.status.workers.first { $0.ready && !excluded.contains($0.pid) }?.pid
+        return found != nil
+    }
+    return found
+}
+
+/// Whether `pid` exists and has not exited (a zombie waiting for its new parent to reap it has).
+func isRunning(_ pid: Int32) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let state = stat.split(separator: ")").last?.split(separator: " ").first else { return false }
+    return state != "Z" && state != "X"
+}
+
+/// Processes whose parent is `parent`.
+func childrenOf(_ parent: Int32) -> [Int32] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap(Int32.init).filter { pid in
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let fields = stat.split(separator: ")").last?.split(separator: " "), fields.count > 1 else { return false }
+        return Int32(fields[1]) == parent
+    }
+}
