@@ -69,7 +69,7 @@ let package = Package(
         .target(name: "Classification", dependencies: ["ImagePipeline", "ModelCatalog", "InferenceEngines", "WorkerPool"]),
         .target(
             name: "Benchmarking",
-            dependencies: ["InferenceEngines", "ModelCatalog", .product(name: "Histogram", package: "hdrhistogram-swift")]
+            dependencies: ["InferenceEngines", "ModelCatalog", "WorkerPool", .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
         .executableTarget(
             name: "visionpool",

@@ -60,11 +60,12 @@ fi
 ls Models/samples
 
 current="models"
-step "$current: efficientnet-lite0 (real weights), resnet18 and resnet50 (synthetic) into Models/"
+step "$current: efficientnet-lite0 (real weights), resnet18, resnet50 and tiny (synthetic) into Models/"
 [[ -f Models/efficientnet-lite0.onnx ]] || $python tools/models/efficientnet_lite0.py --out Models/efficientnet-lite0.onnx
 for arch in resnet18 resnet50; do
     [[ -f Models/$arch.onnx ]] || $python tools/models/resnet.py --arch "$arch" --out "Models/$arch.onnx"
 done
+[[ -f Models/tiny.onnx ]] || $python tools/models/tiny.py --out Models/tiny.onnx
 ls -l Models/*.onnx
 
 current="test fixtures"

@@ -47,5 +47,5 @@ public struct PoolConfiguration: Sendable {
     /// Batches a worker may hold at once: one running, one queued, so it never waits on the front.
     static let depthPerWorker = 2
 
-    var slotCount: Int { slots ?? workers * Self.depthPerWorker + 2 }
+    public var slotCount: Int { slots ?? workers * Self.depthPerWorker + 2 }
 }

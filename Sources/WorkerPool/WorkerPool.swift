@@ -145,17 +145,20 @@ public final class WorkerPool: @unchecked Sendable {
         do {
             try prepare(arena.input(slot: slot, sample: index))
         } catch {
-            state.withLock { $0.prepared(slot: slot, index: index, waiter: nil) }
-            signalSupervisor()
+            state.withLock { state in
+                state.prepared(slot: slot, index: index, waiter: nil)
+                dispatch(in: &state)
+            }
             throw error
         }
-        defer {
-            state.withLock { $0.release(slot: slot) }
-            signalSupervisor()
-        }
+        defer { release(slot) }
+        // The request's own thread sends the batch when a worker is free: no supervisor wake-up
+        // on the way in, only on the way back.
         let receipt = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<InferenceReceipt, Error>) in
-            state.withLock { $0.prepared(slot: slot, index: index, waiter: continuation) }
-            signalSupervisor()
+            state.withLock { state in
+                state.prepared(slot: slot, index: index, waiter: continuation)
+                dispatch(in: &state)
+            }
         }
         return try consume(arena.output(slot: slot, sample: index), receipt)
     }
@@ -163,11 +166,14 @@ public final class WorkerPool: @unchecked Sendable {
     /// A position in a filling batch, waiting for a free slot when all are taken (back-pressure).
     private func reserve() async throws -> (slot: Int, index: Int) {
         while true {
-            let outcome = try state.withLock { state in try state.reserve(maxBatch: configuration.maxBatch, delay: configuration.batchDelay) }
-            if let outcome {
-                signalSupervisor()
-                return outcome
+            let (outcome, startedFilling) = try state.withLock { state in
+                let filling = state.filling
+                let outcome = try state.reserve(maxBatch: configuration.maxBatch, delay: configuration.batchDelay)
+                return (outcome, state.filling != filling && state.filling != nil)
             }
+            // A new partly filled batch has a deadline the supervisor must wake up for.
+            if startedFilling { signalSupervisor() }
+            if let outcome { return outcome }
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
                 state.withLock { state in
                     if state.freeSlots.isEmpty && state.acceptsRequests {
@@ -178,6 +184,15 @@ public final class WorkerPool: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    /// Gives back a request's position; a draining pool's supervisor checks whether it is done.
+    private func release(_ slot: Int) {
+        let stopping = state.withLock { state in
+            state.release(slot: slot)
+            return state.stopRequested
+        }
+        if stopping { signalSupervisor() }
     }
 
     /// Sends raw bytes to the worker `pid` on its control socket: tests use it to prove that

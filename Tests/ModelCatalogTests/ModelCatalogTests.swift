@@ -6,7 +6,7 @@ import Testing
 @Suite struct BundledCatalogTests {
     @Test func listsTheBundledModels() throws {
         let names = try Fixtures.catalog.entries().map(\.manifest.name)
-        #expect(names == ["efficientnet-lite0", "resnet18", "resnet50"])
+        #expect(names == ["efficientnet-lite0", "resnet18", "resnet50", "tiny"])
     }
 
     @Test func defaultModelHasRealWeightsAndImageNetLabels() throws {

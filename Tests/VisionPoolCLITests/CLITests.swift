@@ -144,10 +144,43 @@ func topClass(_ line: [String: Any]) -> Int? {
         #expect((result["latency"] as? [String: Any])?["p99"] != nil)
     }
 
+    @Test func benchPoolReportsOverheadAndBatchSizes() throws {
+        let run = try visionpool([
+            "bench", "--pool", "--model", "tiny", "--workers", "2", "--threads", "1", "--max-batch", "4", "--concurrency", "8",
+            "--duration", "0.5", "--warm-up", "0.1", "--json",
+        ])
+        #expect(run.status == 0, "\(run.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+        #expect(report["target"] as? String == "pool")
+        let result = try #require(report["result"] as? [String: Any])
+        #expect(((result["images_per_second"] as? NSNumber)?.doubleValue ?? 0) > 0)
+        #expect((result["overhead"] as? [String: Any])?["p50"] != nil)
+        let sizes = try #require(result["batch_sizes"] as? [String: Int])
+        #expect(sizes.keys.allSatisfy { (1...4).contains(Int($0) ?? 0) })
+    }
+
+    @Test func poolAndInProcessClassifyAlike() throws {
+        let images = ["chelsea.png", "coffee.png", "rocket.jpg"].map { TestPaths.samples.appendingPathComponent($0).path }
+        let common = ["classify", "--json", "--precision", "f32", "--threads", "1"]
+        let pooled = try visionpool(common + ["--workers", "2"] + images)
+        let alone = try visionpool(common + ["--in-process"] + images)
+        #expect(pooled.status == 0 && alone.status == 0, "\(pooled.stderr)\(alone.stderr)")
+        #expect(pooled.stderr.contains("2 openvino workers") && alone.stderr.contains("in process"))
+        let top = { (run: Run) in run.jsonLines.map { ($0["path"] as? String ?? "", topClass($0) ?? -1) } }
+        #expect(top(pooled).map(\.0) == images, "results come back in the order the images were given")
+        #expect(top(pooled).map(\.1) == top(alone).map(\.1))
+    }
+
+    @Test func oversubscriptionIsRefusedUnlessAskedFor() throws {
+        let images = ["chelsea.png", "coffee.png"].map { TestPaths.samples.appendingPathComponent($0).path }
+        let refused = try visionpool(["classify", "--workers", "64", "--threads", "1"] + images)
+        #expect(refused.status != 0 && refused.stderr.contains("CPUs"), "\(refused.stderr)")
+    }
+
     @Test func helpExplainsTheOptions() throws {
         let run = try visionpool(["classify", "--help"])
         #expect(run.status == 0)
-        for option in ["--model", "--engine", "--threads", "--precision", "--top", "--json", "--max-pixels"] {
+        for option in ["--model", "--engine", "--threads", "--precision", "--top", "--json", "--max-pixels", "--workers", "--max-batch", "--in-process"] {
             #expect(run.stdout.contains(option), "\(option)")
         }
     }
