@@ -44,6 +44,9 @@ public struct PoolConfiguration: Sendable {
         self.workerExecutable = workerExecutable
     }
 
+    /// Each batch size up to this is compiled and warmed in every worker (the engine keeps 16).
+    public static let maxBatchLimit = 16
+
     /// Batches a worker may hold at once: one running, one queued, so it never waits on the front.
     static let depthPerWorker = 2
 

@@ -45,7 +45,9 @@ public enum WorkerMain {
             } catch {
                 fail("\(error); exiting so the front replaces this worker")
             }
-            guard let message, message.kind != .stop else { exit(0) }
+            // Leave without running OpenVINO's and TBB's global destructors: nothing needs
+            // flushing, and skipping them makes a stop take milliseconds instead of a third of a second.
+            guard let message, message.kind != .stop else { _exit(0) }
             guard message.kind == .run else { fail("unexpected \(message.kind) message from the front") }
             send(runBatch(message, engine: engine, arena: arena), on: control)
         }
@@ -78,10 +80,11 @@ public enum WorkerMain {
         return reply
     }
 
-    /// Compiles batch 1 and the largest batch and runs each once, on private memory: a
-    /// replacement warms up while the arena is in use by others.
+    /// Compiles every batch size up to the largest and runs each once, so no request waits
+    /// for a compilation (static shapes ran ~5 % faster than one dynamic-batch model here).
+    /// Private memory: a replacement warms up while the arena is in use by others.
     static func warmUp(_ engine: any InferenceEngine, maxBatch: Int) throws(EngineError) {
-        for batch in Set([1, maxBatch]).sorted() {
+        for batch in 1...maxBatch {
             let input = UnsafeMutableBufferPointer<Float>.allocate(capacity: batch * engine.model.sampleInputCount)
             let output = UnsafeMutableBufferPointer<Float>.allocate(capacity: batch * engine.model.outputCount)
             defer {
@@ -97,7 +100,7 @@ public enum WorkerMain {
         do {
             try control.send(message)
         } catch {
-            exit(0)  // The front is gone.
+            _exit(0)  // The front is gone.
         }
     }
 

@@ -59,7 +59,9 @@ public final class WorkerPool: @unchecked Sendable {
     private let supervisorDone = DispatchSemaphore(value: 0)
 
     public init(configuration: PoolConfiguration) throws {
-        guard configuration.maxBatch >= 1 else { throw PoolError.invalidConfiguration("the batch size must be at least 1") }
+        guard (1...PoolConfiguration.maxBatchLimit).contains(configuration.maxBatch) else {
+            throw PoolError.invalidConfiguration("the batch size must be between 1 and \(PoolConfiguration.maxBatchLimit)")
+        }
         cpuSets = try CPUPlacement.plan(
             workers: configuration.workers, threads: configuration.threadsPerWorker, available: CPUPlacement.availableCPUs(),
             oversubscribe: configuration.oversubscribe)

@@ -84,7 +84,9 @@ struct PoolSelection: ParsableArguments {
 
     func validate() throws {
         guard workers.map({ $0 >= 1 }) ?? true else { throw ValidationError("--workers must be at least 1") }
-        guard maxBatch >= 1 else { throw ValidationError("--max-batch must be at least 1") }
+        guard (1...PoolConfiguration.maxBatchLimit).contains(maxBatch) else {
+            throw ValidationError("--max-batch must be between 1 and \(PoolConfiguration.maxBatchLimit)")
+        }
         guard batchDelay >= 0 else { throw ValidationError("--batch-delay must not be negative") }
         guard maxRequestsPerWorker.map({ $0 >= 1 }) ?? true else { throw ValidationError("--max-requests-per-worker must be at least 1") }
     }
