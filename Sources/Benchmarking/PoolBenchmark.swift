@@ -20,8 +20,18 @@ public struct PoolBenchmarkResult: Codable, Sendable {
     /// From the tensor being written to the scores being readable, less inference: what the
     /// queue, the control socket and the wake-ups cost.
     public var overhead: LatencySummary
+    /// Where the overhead goes, per request: waiting for a worker, the run message reaching
+    /// it, the reply reaching the front, and the waiting request being woken.
+    public var hops: Hops
     /// How many requests rode in batches of each size.
     public var batchSizes: [String: Int]
+}
+
+public struct Hops: Codable, Sendable {
+    public var queue: LatencySummary
+    public var toWorker: LatencySummary
+    public var fromWorker: LatencySummary
+    public var wake: LatencySummary
 }
 
 public enum PoolBenchmark {
@@ -50,8 +60,11 @@ public enum PoolBenchmark {
                             },
                             consume: { _, receipt in receipt })
                         let finished = clock.now
+                        let woken = monotonicNanoseconds()
                         guard start >= warmUpEnd else { continue }
-                        recorders.state.withLock { $0.record(start: start, prepared: prepared, finished: finished, receipt: receipt) }
+                        recorders.state.withLock {
+                            $0.record(start: start, prepared: prepared, finished: finished, woken: woken, receipt: receipt)
+                        }
                         if client == 0 { progress(min(1, (finished - warmUpEnd).seconds / duration.seconds)) }
                     }
                 }
@@ -65,6 +78,9 @@ public enum PoolBenchmark {
                 maxBatch: pool.configuration.maxBatch, concurrency: concurrency, requests: recorders.latency.count, seconds: seconds,
                 imagesPerSecond: Double(recorders.latency.count) / seconds, latency: recorders.latency.summary,
                 inference: recorders.inference.summary, overhead: recorders.overhead.summary,
+                hops: Hops(
+                    queue: recorders.queue.summary, toWorker: recorders.toWorker.summary, fromWorker: recorders.fromWorker.summary,
+                    wake: recorders.wake.summary),
                 batchSizes: Dictionary(uniqueKeysWithValues: recorders.batchSizes.map { (String($0.key), $0.value) }))
         }
     }
@@ -77,12 +93,21 @@ public enum PoolBenchmark {
         var latency = LatencyRecorder()
         var inference = LatencyRecorder()
         var overhead = LatencyRecorder()
+        var queue = LatencyRecorder()
+        var toWorker = LatencyRecorder()
+        var fromWorker = LatencyRecorder()
+        var wake = LatencyRecorder()
         var batchSizes: [Int: Int] = [:]
         var lastFinish: ContinuousClock.Instant?
 
         mutating func record(
-            start: ContinuousClock.Instant, prepared: ContinuousClock.Instant, finished: ContinuousClock.Instant, receipt: InferenceReceipt
+            start: ContinuousClock.Instant, prepared: ContinuousClock.Instant, finished: ContinuousClock.Instant, woken: UInt64,
+            receipt: InferenceReceipt
         ) {
+            queue.record(seconds: receipt.queueSeconds)
+            toWorker.record(seconds: receipt.toWorkerSeconds)
+            fromWorker.record(seconds: receipt.fromWorkerSeconds)
+            wake.record(seconds: woken > receipt.completedAt ? Double(woken - receipt.completedAt) / 1e9 : 0)
             latency.record(seconds: (finished - start).seconds)
             inference.record(seconds: receipt.inferenceSeconds)
             overhead.record(seconds: max(0, (finished - prepared).seconds - receipt.inferenceSeconds))

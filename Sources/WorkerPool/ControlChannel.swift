@@ -17,6 +17,8 @@ public struct ControlMessage: Equatable, Sendable {
     public var inputOffset: Int = 0
     public var outputOffset: Int = 0
     public var inferenceNanoseconds: UInt64 = 0
+    public var receivedAt: UInt64 = 0
+    public var repliedAt: UInt64 = 0
     public var text: String = ""
 
     public init(kind: Kind, slot: Int = 0, batch: Int = 0, sequence: UInt64 = 0) {
@@ -38,6 +40,8 @@ public struct ControlMessage: Equatable, Sendable {
         message.input_offset = UInt64(clamping: inputOffset)
         message.output_offset = UInt64(clamping: outputOffset)
         message.inference_nanoseconds = inferenceNanoseconds
+        message.received_at = receivedAt
+        message.replied_at = repliedAt
         withUnsafeMutableBytes(of: &message.text) { buffer in
             let bytes = Array(text.utf8.prefix(buffer.count - 1))
             buffer.copyBytes(from: bytes)
@@ -62,6 +66,8 @@ public struct ControlMessage: Equatable, Sendable {
         inputOffset = Int(clamping: message.input_offset)
         outputOffset = Int(clamping: message.output_offset)
         inferenceNanoseconds = message.inference_nanoseconds
+        receivedAt = message.received_at
+        repliedAt = message.replied_at
         text = withUnsafeBytes(of: message.text) { buffer in
             String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)
         }
@@ -124,4 +130,11 @@ public struct ControlChannel: Sendable {
     public func sendRaw(_ bytes: [UInt8]) throws(Errno) {
         _ = try retryingOnInterrupt { bytes.withUnsafeBytes { Glibc.send(descriptor.rawValue, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
     }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: one clock for the front and its workers.
+public func monotonicNanoseconds() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
 }

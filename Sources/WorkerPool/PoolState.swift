@@ -25,6 +25,9 @@ extension WorkerPool {
             var prepared = 0
             var sealed = false
             var attempts = 0
+            /// CLOCK_MONOTONIC when every position was written, and when it was last sent to a worker.
+            var queuedAt: UInt64 = 0
+            var dispatchedAt: UInt64 = 0
             /// Requests holding a position (prepared or not) that have not released it.
             var outstanding = 1
             var waiters: [CheckedContinuation<InferenceReceipt, Error>] = []
@@ -127,6 +130,7 @@ extension WorkerPool {
         private mutating func enqueueIfComplete(_ slot: Int) {
             guard let batch = batches[slot], batch.sealed, batch.prepared == batch.reserved, batch.outcome == nil,
                   !batch.waiters.isEmpty, !dispatchQueue.contains(slot) else { return }
+            batches[slot]!.queuedAt = monotonicNanoseconds()
             dispatchQueue.append(slot)
         }
 

@@ -49,7 +49,11 @@ public enum WorkerMain {
             // flushing, and skipping them makes a stop take milliseconds instead of a third of a second.
             guard let message, message.kind != .stop else { _exit(0) }
             guard message.kind == .run else { fail("unexpected \(message.kind) message from the front") }
-            send(runBatch(message, engine: engine, arena: arena), on: control)
+            let received = monotonicNanoseconds()
+            var reply = runBatch(message, engine: engine, arena: arena)
+            reply.receivedAt = received
+            reply.repliedAt = monotonicNanoseconds()
+            send(reply, on: control)
         }
     }
 

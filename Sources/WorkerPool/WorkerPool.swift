@@ -20,6 +20,13 @@ public struct InferenceReceipt: Sendable, Equatable {
     public var inferenceSeconds: Double
     /// How many workers this batch was sent to (2 after a crash and retry).
     public var attempts: Int
+    /// The hops of the batch: waiting in the front for a worker, the run message reaching
+    /// the worker, and its reply reaching the front.
+    public var queueSeconds: Double
+    public var toWorkerSeconds: Double
+    public var fromWorkerSeconds: Double
+    /// CLOCK_MONOTONIC (`monotonicNanoseconds()`) when the front had the reply.
+    public var completedAt: UInt64
 }
 
 /// A snapshot of the pool for status pages and tests.
@@ -259,13 +266,17 @@ public final class WorkerPool: @unchecked Sendable {
             if message.kind == .error {
                 state.finish(slot: slot, with: .failure(PoolError.inferenceFailed(message.text)))
             } else {
+                let now = monotonicNanoseconds()
                 let offsets = arena.layout.tensorOffsets(slot: slot)
                 let batch = state.batches[slot]!
+                let seconds = { (from: UInt64, to: UInt64) in to > from ? Double(to - from) / 1e9 : 0 }
                 state.finish(slot: slot, with: .success(InferenceReceipt(
                     workerPID: pid, slot: slot, batchSize: batch.reserved,
                     reportedInputOffset: message.inputOffset, reportedOutputOffset: message.outputOffset,
                     slotInputOffset: offsets.input, slotOutputOffset: offsets.output,
-                    inferenceSeconds: Double(message.inferenceNanoseconds) / 1e9, attempts: batch.attempts)))
+                    inferenceSeconds: Double(message.inferenceNanoseconds) / 1e9, attempts: batch.attempts,
+                    queueSeconds: seconds(batch.queuedAt, batch.dispatchedAt), toWorkerSeconds: seconds(batch.dispatchedAt, message.receivedAt),
+                    fromWorkerSeconds: seconds(message.repliedAt, now), completedAt: now)))
             }
         case .run, .stop:
             log("worker \(pid) sent a \(message.kind) message, which only the front sends; replacing it")
@@ -312,6 +323,7 @@ public final class WorkerPool: @unchecked Sendable {
             guard let worker = candidates.min(by: { ($0.inFlight.count, $0.served) < ($1.inFlight.count, $1.served) }) else { return }
             state.dispatchQueue.removeFirst()
             state.batches[slot]!.attempts += 1
+            state.batches[slot]!.dispatchedAt = monotonicNanoseconds()
             let batch = state.batches[slot]!
             do {
                 try worker.channel.send(ControlMessage(kind: .run, slot: slot, batch: batch.reserved, sequence: batch.sequence))

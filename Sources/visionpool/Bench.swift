@@ -107,6 +107,7 @@ struct Bench: AsyncParsableCommand {
             latency ms   \(percentiles(result.latency))
             inference ms \(percentiles(result.inference))
             overhead ms  \(percentiles(result.overhead))   (tensor written → scores read, less inference)
+            hops µs p50  queue \(micro(result.hops.queue.p50)) → worker \(micro(result.hops.toWorker.p50)) · inference \(micro(result.inference.p50)) · → front \(micro(result.hops.fromWorker.p50)) → request \(micro(result.hops.wake.p50))
             batch sizes  \(sizes) (requests per batch size)
             """)
     }
@@ -117,6 +118,8 @@ struct Bench: AsyncParsableCommand {
     }
 
     private func format(_ seconds: Double) -> String { String(format: "%.2f", seconds) }
+
+    private func micro(_ milliseconds: Double) -> String { String(format: "%.0f", milliseconds * 1000) }
 
     private func printJSON(_ report: some Encodable) throws {
         let encoder = JSONEncoder()

@@ -49,8 +49,8 @@ enum { CLinuxShims_WORKER_ARENA_FD = 3, CLinuxShims_WORKER_CONTROL_FD = 4 };
 // MARK: - Control messages
 
 #define VP_CONTROL_MAGIC 0x56504354u /* "VPCT" */
-#define VP_CONTROL_VERSION 1u
-#define VP_CONTROL_TEXT_CAPACITY 160
+#define VP_CONTROL_VERSION 2u
+#define VP_CONTROL_TEXT_CAPACITY 144
 
 /// What a control message asks or reports.
 typedef enum {
@@ -75,12 +75,16 @@ typedef struct {
     uint64_t input_offset;
     uint64_t output_offset;
     uint64_t inference_nanoseconds;
+    /// CLOCK_MONOTONIC when the worker received the run message and when it replied: with
+    /// the front's own clock readings they split a request's time into its hops.
+    uint64_t received_at;
+    uint64_t replied_at;
     char text[VP_CONTROL_TEXT_CAPACITY];
 } vp_control_message;
 
 _Static_assert(sizeof(vp_control_message) == 216, "control messages are a fixed 216 bytes");
 _Static_assert(offsetof(vp_control_message, sequence) == 16, "control message layout");
-_Static_assert(offsetof(vp_control_message, text) == 56, "control message layout");
+_Static_assert(offsetof(vp_control_message, text) == 72, "control message layout");
 
 // MARK: - Arena
 
