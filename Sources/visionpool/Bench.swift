@@ -106,7 +106,7 @@ struct Bench: AsyncParsableCommand {
             throughput   \(String(format: "%.1f", result.imagesPerSecond)) images/s (\(result.requests) requests in \(String(format: "%.1f", result.seconds)) s)
             latency ms   \(percentiles(result.latency))
             inference ms \(percentiles(result.inference))
-            overhead ms  \(percentiles(result.overhead))   (tensor written → scores read, less inference)
+            overhead ms  \(percentiles(result.overhead))   (tensor written → scores read, less inference; with more requests in flight than workers, includes waiting behind the worker's previous batch)
             hops µs p50  queue \(micro(result.hops.queue.p50)) → worker \(micro(result.hops.toWorker.p50)) · inference \(micro(result.inference.p50)) · → front \(micro(result.hops.fromWorker.p50)) → request \(micro(result.hops.wake.p50))
             batch sizes  \(sizes) (requests per batch size)
             """)

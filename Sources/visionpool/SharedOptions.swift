@@ -29,7 +29,7 @@ struct EngineSelection: ParsableArguments {
     @Option(help: "The inference engine: openvino (fast) or opencv.")
     var engine: EngineKind = .openvino
 
-    @Option(help: "Intra-op threads for the engine; 0 uses every core this process may run on.")
+    @Option(help: "Intra-op threads per engine; 0: every CPU in process, or CPUs ÷ workers in the pool.")
     var threads: Int = 0
 
     @Option(help: "Inference precision: default (the engine's choice: bf16 on CPUs that have it), f32, bf16 or f16. The opencv engine runs f32 only.")
