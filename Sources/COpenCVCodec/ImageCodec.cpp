@@ -57,6 +57,11 @@ vp_codec_status probeJPEG(const uint8_t *data, size_t length, vp_image_info *inf
     size_t position = 2;
     bool haveFrame = false;
     while (true) {
+        // Every marker starts with 0xFF (fill bytes may repeat it). libjpeg would skip stray
+        // bytes to the next real marker, so anything else here could hide the true frame size.
+        if (position < length && data[position] != 0xFF) {
+            return fail(message, capacity, VP_CODEC_CORRUPT, "JPEG has data where a marker should be (offset %zu)", position);
+        }
         while (position < length && data[position] == 0xFF) position++;
         if (position >= length) {
             return fail(message, capacity, VP_CODEC_TRUNCATED, "JPEG data ends inside its header (%zu bytes)", length);
@@ -161,8 +166,9 @@ vp_codec_status probeTIFF(const uint8_t *data, size_t length, vp_image_info *inf
         const size_t entry = directory + 2 + index * 12;
         const uint32_t tag = read16(entry), type = read16(entry + 2);
         const uint32_t value = type == 3 ? read16(entry + 8) : read32(entry + 8);
-        if (tag == 256) info->width = int32_t(std::min<uint32_t>(value, INT32_MAX));
-        if (tag == 257) info->height = int32_t(std::min<uint32_t>(value, INT32_MAX));
+        // libtiff keeps the first of duplicated tags; so must the probe.
+        if (tag == 256 && info->width < 0) info->width = int32_t(std::min<uint32_t>(value, INT32_MAX));
+        if (tag == 257 && info->height < 0) info->height = int32_t(std::min<uint32_t>(value, INT32_MAX));
     }
     if (info->width < 0 || info->height < 0) return fail(message, capacity, VP_CODEC_CORRUPT, "TIFF directory lacks the image width or length");
     return VP_CODEC_OK;
@@ -188,6 +194,20 @@ int decodeFlags(int32_t scale) {
     case 2: return cv::IMREAD_REDUCED_COLOR_2;
     default: return cv::IMREAD_COLOR;
     }
+}
+
+/// Refuses sizes over the pixel limit, and shapes whose resize would need an outsized image.
+vp_codec_status checkLimits(int32_t width, int32_t height, const vp_preprocess_spec &spec, char *message, size_t capacity) {
+    if (int64_t(width) * height > spec.max_pixels) {
+        return fail(message, capacity, VP_CODEC_TOO_LARGE, "the image is %dx%d (%lld pixels), over the limit of %lld pixels", width,
+                    height, static_cast<long long>(int64_t(width) * height), static_cast<long long>(spec.max_pixels));
+    }
+    const int64_t longSide = std::max(width, height), shortSide = std::min(width, height);
+    if (longSide > shortSide * kMaxAspectRatio) {
+        return fail(message, capacity, VP_CODEC_TOO_LARGE, "the image is %dx%d: aspect ratio over %lld:1 is not accepted", width,
+                    height, static_cast<long long>(kMaxAspectRatio));
+    }
+    return VP_CODEC_OK;
 }
 
 /// Writes the centre crop of a BGR image as planar, normalized floats in the model's channel order.
@@ -267,17 +287,9 @@ extern "C" vp_codec_status vp_codec_preprocess(const uint8_t *data, size_t lengt
     if (info.width <= 0 || info.height <= 0) {
         return fail(message, capacity, VP_CODEC_CORRUPT, "the header gives an empty size %dx%d", info.width, info.height);
     }
-    if (int64_t(info.width) * info.height > spec->max_pixels) {
-        return fail(message, capacity, VP_CODEC_TOO_LARGE, "the image is %dx%d (%lld pixels), over the limit of %lld pixels",
-                    info.width, info.height, static_cast<long long>(int64_t(info.width) * info.height),
-                    static_cast<long long>(spec->max_pixels));
-    }
+    const vp_codec_status limited = checkLimits(info.width, info.height, *spec, message, capacity);
+    if (limited != VP_CODEC_OK) return limited;
     if (length > size_t(INT_MAX)) return fail(message, capacity, VP_CODEC_TOO_LARGE, "the encoded image is over 2 GiB");
-    const int64_t longSide = std::max(info.width, info.height), shortSide = std::min(info.width, info.height);
-    if (longSide > shortSide * kMaxAspectRatio) {
-        return fail(message, capacity, VP_CODEC_TOO_LARGE, "the image is %dx%d: aspect ratio over %lld:1 is not accepted",
-                    info.width, info.height, static_cast<long long>(kMaxAspectRatio));
-    }
     try {
         auto start = std::chrono::steady_clock::now();
         report->dct_scale = (info.format == VP_FORMAT_JPEG && spec->allow_dct_reduction) ? dctScale(info, spec->resize_short_side) : 1;
@@ -285,6 +297,9 @@ extern "C" vp_codec_status vp_codec_preprocess(const uint8_t *data, size_t lengt
         cv::Mat decoded = cv::imdecode(encoded, decodeFlags(report->dct_scale));
         report->decode_seconds = secondsSince(start);
         if (decoded.empty()) return fail(message, capacity, VP_CODEC_CORRUPT, "the image data is corrupt: the decoder rejected it");
+        // The decoder, not the probe, has the last word on size: check again before resizing.
+        const vp_codec_status decodedLimits = checkLimits(decoded.cols, decoded.rows, *spec, message, capacity);
+        if (decodedLimits != VP_CODEC_OK) return decodedLimits;
         report->decoded_width = decoded.cols;
         report->decoded_height = decoded.rows;
 

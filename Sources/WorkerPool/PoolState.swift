@@ -130,8 +130,20 @@ extension WorkerPool {
         private mutating func enqueueIfComplete(_ slot: Int) {
             guard let batch = batches[slot], batch.sealed, batch.prepared == batch.reserved, batch.outcome == nil,
                   !batch.waiters.isEmpty, !dispatchQueue.contains(slot) else { return }
+            if case .unhealthy(let reason) = health {
+                finish(slot: slot, with: .failure(PoolError.unhealthy(reason)))
+                return
+            }
             batches[slot]!.queuedAt = monotonicNanoseconds()
             dispatchQueue.append(slot)
+        }
+
+        /// Queued batches fail when no worker is alive and none is coming: they would wait forever.
+        mutating func failQueuedWithoutCapacity() {
+            guard workers.isEmpty, respawnAt.isEmpty, !dispatchQueue.isEmpty else { return }
+            let error: PoolError = if case .unhealthy(let reason) = health { .unhealthy(reason) } else { .stopped }
+            for slot in dispatchQueue { finish(slot: slot, with: .failure(error)) }
+            dispatchQueue = []
         }
 
         /// Wakes every request of a batch with its outcome.
@@ -187,7 +199,7 @@ extension WorkerPool {
                 watched.append((worker.channel.descriptor.rawValue, .control(worker.pid)))
                 watched.append((worker.exitWatch.rawValue, .exit(worker.pid)))
             }
-            var due = respawnAt.values.min()
+            var due = stopRequested && dispatchQueue.isEmpty ? nil : respawnAt.values.min()
             if let slot = filling, let deadline = batches[slot]?.deadline { due = min(due ?? deadline, deadline) }
             guard let due else { return (watched, 1000) }
             let milliseconds = Double((due - .now).components.attoseconds) / 1e15 + Double((due - .now).components.seconds) * 1000

@@ -104,10 +104,11 @@ public final class WorkerPool: @unchecked Sendable {
         thread.start()
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
             state.withLock { state in
-                if case .unhealthy(let reason) = state.health {
-                    continuation.resume(throwing: PoolError.startFailed(reason))
-                } else {
-                    state.startWaiters.append(continuation)
+                switch state.health {
+                case .starting: state.startWaiters.append(continuation)
+                case .ready: continuation.resume()
+                case .unhealthy(let reason): continuation.resume(throwing: PoolError.startFailed(reason))
+                case .stopping, .stopped: continuation.resume(throwing: PoolError.stopped)
                 }
             }
         }
@@ -126,6 +127,7 @@ public final class WorkerPool: @unchecked Sendable {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             DispatchQueue.global().async {
                 done.wait()
+                done.signal()  // for any other caller of shutdown()
                 continuation.resume()
             }
         }
@@ -221,11 +223,11 @@ public final class WorkerPool: @unchecked Sendable {
             _ = poll(&descriptors, nfds_t(descriptors.count), timeout)
             var counter: UInt64 = 0
             _ = read(wake.rawValue, &counter, 8)
-            let finished = state.withLock { state -> Bool in
+            let drained = state.withLock { state -> [State.Worker]? in
                 for (index, entry) in watched.enumerated() where descriptors[index].revents != 0 {
                     switch entry.role {
                     case .wake: break
-                    case .control(let pid): receiveMessages(from: pid, in: &state)
+                    case .control(let pid): _ = receiveMessage(from: pid, in: &state)
                     case .exit(let pid): reap(pid, in: &state)
                     }
                 }
@@ -233,23 +235,27 @@ public final class WorkerPool: @unchecked Sendable {
                 dispatch(in: &state)
                 recycleWorkers(in: &state)
                 respawnDueSeats(in: &state)
-                return stopWhenDrained(in: &state)
+                state.failQueuedWithoutCapacity()
+                return state.stopRequested && state.batches.isEmpty ? state.workers.values.map { $0 } : nil
             }
-            if finished { return }
+            if let drained {
+                stop(drained)
+                return
+            }
         }
     }
 
-    private func receiveMessages(from pid: Int32, in state: inout State) {
-        guard let worker = state.workers[pid] else { return }
+    /// Handles one message from worker `pid`; false when there was none (EOF, or an error).
+    private func receiveMessage(from pid: Int32, in state: inout State) -> Bool {
+        guard let worker = state.workers[pid] else { return false }
         let message: ControlMessage?
         do {
             message = try worker.channel.receive()
         } catch {
-            log("worker \(pid): \(error); replacing it")
-            kill(pid, SIGKILL)
-            return
+            condemn(pid, because: "\(error)", in: &state)
+            return false
         }
-        guard let message else { return }  // EOF: the pidfd reports the exit.
+        guard let message else { return false }  // EOF: the pidfd reports the exit.
         switch message.kind {
         case .ready:
             state.workers[pid]?.ready = true
@@ -257,9 +263,8 @@ public final class WorkerPool: @unchecked Sendable {
             state.becomeReadyIfAllSeated(seats: configuration.workers)
         case .done, .error:
             guard let slot = worker.inFlight.first, slot == message.slot, state.batches[slot]?.sequence == message.sequence else {
-                log("worker \(pid) answered for slot \(message.slot) out of turn; replacing it")
-                kill(pid, SIGKILL)
-                return
+                condemn(pid, because: "it answered for slot \(message.slot) out of turn", in: &state)
+                return false
             }
             state.workers[pid]?.inFlight.removeFirst()
             state.workers[pid]?.served += 1
@@ -279,13 +284,23 @@ public final class WorkerPool: @unchecked Sendable {
                     fromWorkerSeconds: seconds(message.repliedAt, now), completedAt: now)))
             }
         case .run, .stop:
-            log("worker \(pid) sent a \(message.kind) message, which only the front sends; replacing it")
-            kill(pid, SIGKILL)
+            condemn(pid, because: "it sent a \(message.kind) message, which only the front sends", in: &state)
+            return false
         }
+        return true
+    }
+
+    /// Kills a worker that cannot be trusted; it gets no more batches, and its exit is handled as a crash.
+    private func condemn(_ pid: Int32, because reason: String, in state: inout State) {
+        log("worker \(pid): \(reason); replacing it")
+        state.workers[pid]?.ready = false
+        kill(pid, SIGKILL)
     }
 
     /// A worker exited: close its descriptors, retry its batches elsewhere, schedule its seat.
     private func reap(_ pid: Int32, in state: inout State) {
+        // Replies it sent before dying still count; its end is closed, so this never blocks.
+        while receiveMessage(from: pid, in: &state) {}
         guard let worker = state.workers.removeValue(forKey: pid) else { return }
         var status: Int32 = 0
         _ = waitpid(pid, &status, 0)
@@ -331,8 +346,8 @@ public final class WorkerPool: @unchecked Sendable {
             } catch {
                 state.batches[slot]!.attempts -= 1
                 state.dispatchQueue.insert(slot, at: 0)
-                kill(worker.pid, SIGKILL)
-                return
+                condemn(worker.pid, because: "its control socket failed: \(error)", in: &state)
+                continue
             }
         }
     }
@@ -340,16 +355,19 @@ public final class WorkerPool: @unchecked Sendable {
     /// Stops workers that reached `maxRequestsPerWorker` once they are idle; their seat respawns.
     private func recycleWorkers(in state: inout State) {
         guard let limit = configuration.maxRequestsPerWorker, state.acceptsRequests else { return }
-        for worker in state.workers.values where worker.served >= limit && !worker.stopping && worker.inFlight.isEmpty {
-            state.workers[worker.pid]!.stopping = true
-            try? worker.channel.send(ControlMessage(kind: .stop))
-        }
+        // One at a time, and only while another worker serves: the pool never goes dark.
+        let serving = state.workers.values.filter { $0.ready && !$0.stopping }
+        guard !state.workers.values.contains(where: \.stopping), serving.count > 1 || configuration.workers == 1,
+              let worker = serving.first(where: { $0.served >= limit && $0.inFlight.isEmpty }) else { return }
+        state.workers[worker.pid]!.stopping = true
+        try? worker.channel.send(ControlMessage(kind: .stop))
     }
 
     private func respawnDueSeats(in state: inout State) {
         guard !state.stopRequested || !state.dispatchQueue.isEmpty else { return }
         let now = ContinuousClock.now
         for (seat, due) in state.respawnAt where due <= now {
+            guard state.acceptsRequests || state.stopRequested else { return }
             state.respawnAt[seat] = nil
             do {
                 let worker = try spawn(seat: seat)
@@ -361,12 +379,12 @@ public final class WorkerPool: @unchecked Sendable {
         }
     }
 
-    /// When stopping and nothing is in flight: stop every worker, wait for them, and end.
-    private func stopWhenDrained(in state: inout State) -> Bool {
-        guard state.stopRequested, state.batches.isEmpty else { return false }
+    /// Stops the drained pool's workers and waits for them, outside the lock: a worker still
+    /// warming up reads no STOP and is killed after 5 s, while status stays readable.
+    private func stop(_ workers: [State.Worker]) {
         let deadline = ContinuousClock.now + .seconds(5)
-        for worker in state.workers.values { try? worker.channel.send(ControlMessage(kind: .stop)) }
-        for worker in state.workers.values {
+        for worker in workers { try? worker.channel.send(ControlMessage(kind: .stop)) }
+        for worker in workers {
             var status: Int32 = 0
             while waitpid(worker.pid, &status, WNOHANG) == 0 {
                 if ContinuousClock.now > deadline { kill(worker.pid, SIGKILL) }
@@ -375,10 +393,11 @@ public final class WorkerPool: @unchecked Sendable {
             try? worker.channel.descriptor.close()
             try? worker.exitWatch.close()
         }
-        state.workers.removeAll()
-        state.health = .stopped
-        state.supervising = false
-        return true
+        state.withLock { state in
+            state.workers.removeAll()
+            state.health = .stopped
+            state.supervising = false
+        }
     }
 
     private func spawn(seat: Int) throws -> State.Worker {
@@ -400,7 +419,16 @@ public final class WorkerPool: @unchecked Sendable {
             try? ours.close()
             throw Errno(rawValue: result)
         }
-        let exitWatch = try retryingOnInterrupt { CLinuxShims_pidfd_open(pid) }
+        let exitWatch: Int32
+        do {
+            exitWatch = try retryingOnInterrupt { CLinuxShims_pidfd_open(pid) }
+        } catch {
+            try? ours.close()
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            throw error
+        }
         return State.Worker(
             pid: pid, seat: seat, channel: ControlChannel(descriptor: ours, layout: arena.layout),
             exitWatch: FileDescriptor(rawValue: exitWatch))

@@ -58,7 +58,8 @@ struct Classify: AsyncParsableCommand {
             let classifier = try await PoolClassifier(entry: entry, configuration: configuration, maxPixels: maxPixels)
             let ready = (ContinuousClock.now - startup).seconds
             let start = ContinuousClock.now
-            let window = configuration.workers * 2 * configuration.maxBatch
+            // Files are read whole before a slot is free: keep only a few in memory at once.
+            let window = min(configuration.workers * 2 * configuration.maxBatch, 16)
             try await Self.inOrder(images, window: window, work: { path in
                 try await classifier.classify(try Self.read(path), top: top)
             }, each: { path, outcome in

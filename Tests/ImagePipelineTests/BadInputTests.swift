@@ -49,6 +49,24 @@ import Testing
         #expect(error?.kind == .tooLarge && error?.message.contains("aspect ratio") == true, "\(error?.message ?? "")")
     }
 
+    @Test func jpegBytesOutsideMarkersAreRefused() throws {
+        // A frame header with no 0xFF before it: libjpeg would skip it, so the probe must not trust it.
+        let jpeg = Data([0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0x00, 0x00, 0xC0, 0x00, 0x0B, 0x08, 0x00, 0x10, 0x00, 0x10, 0x01, 0x01, 0x11, 0x00, 0xFF, 0xD9])
+        let error = #expect(throws: ImageDecodingError.self) { try preprocess(jpeg) }
+        #expect(error?.kind == .corrupt, "\(error?.message ?? "")")
+    }
+
+    @Test func tiffDuplicateTagsCountAsLibtiffReadsThem() throws {
+        // ImageWidth twice: libtiff keeps the first (32768), which makes a 2048:1 image.
+        var tiff = Data("II*\0".utf8) + Data([8, 0, 0, 0, 3, 0])
+        for (tag, value) in [(256, 32768), (256, 16), (257, 16)] {
+            tiff += Data([UInt8(tag & 0xFF), UInt8(tag >> 8), 3, 0, 1, 0, 0, 0, UInt8(value & 0xFF), UInt8(value >> 8), 0, 0])
+        }
+        tiff += Data([0, 0, 0, 0])
+        let error = #expect(throws: ImageDecodingError.self) { try preprocess(tiff) }
+        #expect(error?.kind == .tooLarge && error?.message.contains("32768x16") == true, "\(error?.message ?? "")")
+    }
+
     @Test func truncatedHeaderIsTruncated() throws {
         let data = try Fixtures.image("cat.jpg").prefix(100)
         let error = #expect(throws: ImageDecodingError.self) { try preprocess(Data(data)) }
