@@ -22,6 +22,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // Native libraries behind small C headers.
@@ -71,11 +75,22 @@ let package = Package(
             name: "Benchmarking",
             dependencies: ["InferenceEngines", "ModelCatalog", "WorkerPool", .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
+        .target(
+            name: "InferenceServer",
+            dependencies: [
+                "Classification", "ImagePipeline", "InferenceEngines", "ModelCatalog", "WorkerPool",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "visionpool",
             dependencies: [
-                "Classification", "Benchmarking", "ModelCatalog", "InferenceEngines", "ImagePipeline", "WorkerPool",
+                "Classification", "Benchmarking", "ModelCatalog", "InferenceEngines", "ImagePipeline", "WorkerPool", "InferenceServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
@@ -87,6 +102,7 @@ let package = Package(
         .testTarget(name: "ClassificationTests", dependencies: ["Classification", "TestSupport"]),
         .testTarget(name: "BenchmarkingTests", dependencies: ["Benchmarking", "TestSupport"]),
         .testTarget(name: "SharedMemoryTests", dependencies: ["SharedMemory", "TestSupport"]),
+        .testTarget(name: "InferenceServerTests", dependencies: ["visionpool", "TestSupport"]),
         .testTarget(name: "WorkerPoolTests", dependencies: ["WorkerPool", "Classification", "visionpool", "TestSupport"]),
         .testTarget(name: "VisionPoolCLITests", dependencies: ["visionpool", "TestSupport"]),
     ],

@@ -16,7 +16,7 @@ step() { printf '\n==> %s\n' "$*"; }
 fail() { printf '\nsetup failed at step "%s": %s\n' "$current" "$*" >&2; exit 1; }
 trap 'fail "the command above exited with status $?"' ERR
 
-apt_packages=(libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-dnn-dev libpng-dev python3 python3-venv)
+apt_packages=(libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-dnn-dev libpng-dev python3 python3-venv curl)
 python=.venv/bin/python
 wheels=.venv/downloads
 

@@ -14,11 +14,22 @@ public final class PoolClassifier: Sendable {
     private let labels: [String]
 
     /// Starts the pool's workers and waits until every one is ready.
-    public init(entry: CatalogEntry, configuration: PoolConfiguration, maxPixels: Int = PreprocessSpec.defaultMaxPixels) async throws {
+    public convenience init(entry: CatalogEntry, configuration: PoolConfiguration, maxPixels: Int = PreprocessSpec.defaultMaxPixels) async throws {
+        try self.init(unstarted: entry, configuration: configuration, maxPixels: maxPixels)
+        try await start()
+    }
+
+    /// A classifier whose pool is not started yet: a server binds first and reports itself
+    /// not ready until `start()` returns.
+    public init(unstarted entry: CatalogEntry, configuration: PoolConfiguration, maxPixels: Int = PreprocessSpec.defaultMaxPixels) throws {
         self.entry = entry
         labels = try entry.labels()
         spec = PreprocessSpec(entry.manifest.preprocessing, maxPixels: maxPixels)
         pool = try WorkerPool(configuration: configuration)
+    }
+
+    /// Spawns the workers and waits until every one is ready; stops them again on failure.
+    public func start() async throws {
         do {
             try await pool.start()
         } catch {
@@ -27,9 +38,13 @@ public final class PoolClassifier: Sendable {
         }
     }
 
+    /// The top classes of one sample's scores.
+    public func scoredClasses(_ scores: UnsafeBufferPointer<Float>, k: Int) -> [ScoredClass] {
+        topClasses(scores: scores, kind: entry.manifest.output.kind, labels: labels, k: k)
+    }
+
     public func classify(_ image: Data, top k: Int) async throws(ClassificationError) -> Classification {
         let start = ContinuousClock.now
-        let kind = entry.manifest.output.kind
         do {
             var report: PreprocessReport?
             return try await pool.infer(
@@ -39,7 +54,7 @@ public final class PoolClassifier: Sendable {
                 consume: { scores, receipt in
                     let report = report!
                     return Classification(
-                        top: topClasses(scores: scores, kind: kind, labels: labels, k: k), image: report,
+                        top: scoredClasses(scores, k: k), image: report,
                         timings: StageTimings(
                             decode: report.decodeSeconds, preprocess: report.resizeSeconds + report.normalizeSeconds,
                             inference: receipt.inferenceSeconds, total: (ContinuousClock.now - start).seconds))

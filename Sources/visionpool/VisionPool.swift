@@ -10,7 +10,7 @@ struct VisionPool: AsyncParsableCommand {
             Models come from a catalog folder of JSON manifests (see `visionpool models`). The bundled \
             models are produced by tools/setup.sh; efficientnet-lite0 is the default.
             """,
-        subcommands: [Classify.self, Bench.self, Models.self, Worker.self]
+        subcommands: [Classify.self, Serve.self, Bench.self, Models.self, Worker.self]
     )
 }
 

@@ -1,0 +1,123 @@
+import Classification
+import Foundation
+import HTTPTypes
+import Hummingbird
+import ImagePipeline
+import WorkerPool
+
+/// The KServe v2 / Open Inference Protocol routes, and `/v1/classify` for curl.
+public func makeRouter(service: ModelService, maxBodyBytes: Int) -> Router<BasicRequestContext> {
+    let router = Router(context: BasicRequestContext.self)
+    router.get("/v2/health/live") { _, _ in HTTPResponse.Status.ok }
+    router.get("/v2/health/ready") { _, _ in
+        guard service.isReady else { throw ServerError(.serviceUnavailable, "the worker pool is not ready") }
+        return HTTPResponse.Status.ok
+    }
+    router.get("/v2") { _, _ in
+        try json(["name": "visionpool", "version": "0.1.0", "extensions": ["classification", "binary_tensor_data"]])
+    }
+    router.get("/v2/models") { _, _ in try json(["models": [service.name]]) }
+    router.get("/v2/models/{model}") { _, context in
+        try model(context, service)
+        return try json(service.metadata)
+    }
+    router.get("/v2/models/{model}/versions/{version}") { _, context in
+        try model(context, service, version: true)
+        return try json(service.metadata)
+    }
+    router.get("/v2/models/{model}/ready") { _, context in
+        try model(context, service)
+        guard service.isReady else { throw ServerError(.serviceUnavailable, "model \(service.name) is not ready") }
+        return HTTPResponse.Status.ok
+    }
+    let infer: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, context in
+        try model(context, service, version: context.parameters.get("version") != nil)
+        let body = try await collect(request, limit: maxBodyBytes)
+        let headerLength = try request.headers[HTTPField.Name.inferenceHeaderContentLength].map { text throws(ServerError) in
+            guard let length = Int(text) else { throw .badRequest("Inference-Header-Content-Length must be a number") }
+            return length
+        }
+        let manifest = service.entry.manifest
+        let parsed = try InferRequest(
+            body: body, jsonLength: headerLength, sampleShape: manifest.input.shape, inputName: manifest.input.name,
+            outputName: manifest.output.name, maxSamples: service.maxSamplesPerRequest)
+        let scores = try await run { try await service.scores(for: parsed.samples) }
+        let reply = try InferResponse(
+            model: service.name, id: parsed.id, outputs: parsed.outputs, batch: parsed.samples.count, classes: service.classes,
+            scores: scores, classify: service.classificationStrings)
+        var headers: HTTPFields = [.contentType: reply.jsonLength == nil ? "application/json" : "application/octet-stream"]
+        if let length = reply.jsonLength { headers[HTTPField.Name.inferenceHeaderContentLength] = String(length) }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: reply.body)))
+    }
+    router.post("/v2/models/{model}/infer", use: infer)
+    router.post("/v2/models/{model}/versions/{version}/infer", use: infer)
+    router.post("/v1/classify") { request, context in
+        let top = request.uri.queryParameters.get("top", as: Int.self) ?? 5
+        guard (1...service.classes).contains(top) else { throw ServerError.badRequest("top must be 1...\(service.classes)") }
+        let body = try await collect(request, limit: maxBodyBytes)
+        let classification = try await run { try await service.classifier.classify(body, top: top) }
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        let reply = ClassifyReply(model: service.name, top: classification.top, timingsMs: classification.timings.milliseconds)
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(reply))))
+    }
+    return router
+}
+
+private struct ClassifyReply: Encodable {
+    let model: String
+    let top: [ScoredClass]
+    let timingsMs: [String: Double]
+}
+
+extension StageTimings {
+    var milliseconds: [String: Double] {
+        ["decode": decode * 1000, "preprocess": preprocess * 1000, "inference": inference * 1000, "total": total * 1000]
+    }
+}
+
+/// Checks the `{model}` (and `{version}`) path parameters name the served model.
+private func model(_ context: BasicRequestContext, _ service: ModelService, version: Bool = false) throws {
+    let name = context.parameters.get("model") ?? ""
+    guard name == service.name else { throw ServerError(.notFound, "unknown model \"\(name)\"; this server serves \"\(service.name)\"") }
+    if version, context.parameters.get("version") != "1" { throw ServerError(.notFound, "model \(service.name) has only version 1") }
+}
+
+/// The whole body, or 413 past `limit`.
+private func collect(_ request: Request, limit: Int) async throws -> Data {
+    var request = request
+    do {
+        return Data(buffer: try await request.collectBody(upTo: limit))
+    } catch {
+        throw ServerError(.contentTooLarge, "the request body is over the \(limit)-byte limit")
+    }
+}
+
+/// Maps what the pool and the decoder throw to the statuses a client can act on.
+private func run<Result>(_ body: () async throws -> Result) async throws -> Result {
+    do {
+        return try await body()
+    } catch let error as ServerError {
+        throw error
+    } catch let error as ImageDecodingError {
+        throw ServerError(error.kind == .tooLarge ? .contentTooLarge : .badRequest, error.message)
+    } catch ClassificationError.image(let error) {
+        throw ServerError(error.kind == .tooLarge ? .contentTooLarge : .badRequest, error.message)
+    } catch let error as PoolError {
+        throw ServerError(.serviceUnavailable, error.description)
+    } catch ClassificationError.pool(let error) {
+        throw ServerError(.serviceUnavailable, error.description)
+    } catch {
+        throw ServerError(.internalServerError, "\(error)")
+    }
+}
+
+private func json(_ object: [String: Any]) throws -> Response {
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.withoutEscapingSlashes, .sortedKeys])
+    return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+}
+
+extension HTTPField.Name {
+    /// The binary tensor data extension's header: the length of the JSON part of the body.
+    static let inferenceHeaderContentLength = HTTPField.Name("Inference-Header-Content-Length")!
+}

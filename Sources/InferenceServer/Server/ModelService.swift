@@ -1,0 +1,73 @@
+import Classification
+import Foundation
+import ImagePipeline
+import ModelCatalog
+import WorkerPool
+
+/// One served model: its catalog entry and the pool that runs it.
+public final class ModelService: Sendable {
+    public let entry: CatalogEntry
+    public let classifier: PoolClassifier
+    /// Images or tensors accepted in one request.
+    public let maxSamplesPerRequest: Int
+
+    public init(entry: CatalogEntry, classifier: PoolClassifier, maxSamplesPerRequest: Int = 64) {
+        self.entry = entry
+        self.classifier = classifier
+        self.maxSamplesPerRequest = maxSamplesPerRequest
+    }
+
+    public var name: String { entry.manifest.name }
+    public var isReady: Bool { classifier.pool.status.health == .ready }
+    var sampleShape: [Int] { entry.manifest.input.shape }
+    var classes: Int { entry.manifest.output.classes }
+
+    /// The model metadata of the protocol: name, versions, platform, inputs and outputs.
+    var metadata: [String: Any] {
+        let manifest = entry.manifest
+        return [
+            "name": manifest.name, "versions": ["1"], "platform": "onnx",
+            "inputs": [["name": manifest.input.name, "datatype": manifest.input.datatype, "shape": [-1] + manifest.input.shape]],
+            "outputs": [["name": manifest.output.name, "datatype": "FP32", "shape": [-1, manifest.output.classes]]],
+        ]
+    }
+
+    /// Runs every sample through the pool at once (they may share batches) and returns the
+    /// scores row by row, in order.
+    func scores(for samples: InferRequest.Samples) async throws -> [Float] {
+        let classes = self.classes
+        let rows = try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
+            for index in 0..<samples.count {
+                group.addTask { [classifier] in
+                    let row = try await classifier.pool.infer(
+                        prepare: { tensor in try Self.write(samples, index: index, into: tensor, spec: classifier.spec) },
+                        consume: { scores, _ in Array(scores) })
+                    return (index, row)
+                }
+            }
+            return try await group.reduce(into: [[Float]](repeating: [], count: samples.count)) { $0[$1.0] = $1.1 }
+        }
+        precondition(rows.allSatisfy { $0.count == classes })
+        return rows.flatMap { $0 }
+    }
+
+    /// The sample's tensor, written straight into its slot: decoded there, or copied from the request.
+    private static func write(
+        _ samples: InferRequest.Samples, index: Int, into tensor: UnsafeMutableBufferPointer<Float>, spec: PreprocessSpec
+    ) throws {
+        switch samples {
+        case .tensors(_, let values):
+            let start = index * tensor.count
+            _ = values[start..<start + tensor.count].withUnsafeBufferPointer { tensor.initialize(from: $0) }
+        case .images(let images):
+            _ = try images[index].withUnsafeBytes { bytes in try ImagePreprocessor.preprocess(bytes, spec: spec, into: tensor) }
+        }
+    }
+
+    /// "score:index:label" strings, most likely first, as the classification extension writes them.
+    func classificationStrings(_ scores: ArraySlice<Float>, top k: Int) -> [String] {
+        Array(scores).withUnsafeBufferPointer { classifier.scoredClasses($0, k: k) }.map {
+            "\(String(format: "%.6f", $0.score)):\($0.classIndex):\($0.label)"
+        }
+    }
+}

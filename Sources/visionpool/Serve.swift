@@ -1,0 +1,79 @@
+import ArgumentParser
+import Classification
+import Foundation
+import InferenceServer
+import Logging
+import ModelCatalog
+import WorkerPool
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve a model over a Unix-domain socket (and optionally loopback TCP) with the KServe v2 protocol.",
+        discussion: """
+            Endpoints: GET /v2/health/live, /v2/health/ready, /v2, /v2/models/NAME, /v2/models/NAME/ready; \
+            POST /v2/models/NAME/infer (FP32 tensors as JSON or binary data, or encoded images as BYTES; \
+            the classification extension); POST /v1/classify with an image as the body. Example:
+              curl --unix-socket SOCKET --data-binary @cat.jpg http://localhost/v1/classify
+            SIGTERM or SIGINT stops accepting, finishes in-flight requests, stops the workers and removes the socket.
+            """
+    )
+
+    @OptionGroup var selection: ModelSelection
+    @OptionGroup var engine: EngineSelection
+    @OptionGroup(title: "Worker pool") var pool: PoolSelection
+
+    @Option(help: ArgumentHelp("The Unix-domain socket to listen on.", discussion: "Default: $XDG_RUNTIME_DIR/visionpool.sock, else /tmp/visionpool-UID.sock."))
+    var socket: String?
+
+    @Option(help: "Permissions of the socket file, in octal.")
+    var socketMode: String = "600"
+
+    @Option(help: "Also listen on TCP at HOST:PORT (loopback only unless --allow-non-loopback).")
+    var tcp: String?
+
+    @Flag(help: "Allow --tcp on an address other than loopback.")
+    var allowNonLoopback = false
+
+    @Option(help: "Largest request body accepted, in bytes (larger ones get 413).")
+    var maxBodyBytes: Int = 64 << 20
+
+    @Option(help: "Largest image accepted, in pixels (its header is read before decoding).")
+    var maxPixels: Int = 1 << 27
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard let mode = mode_t(socketMode, radix: 8), mode <= 0o777 else { throw ValidationError("--socket-mode must be octal, e.g. 600") }
+        _ = mode
+        guard maxBodyBytes >= 1 else { throw ValidationError("--max-body-bytes must be at least 1") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        if let tcp { _ = try tcpAddress(tcp) }
+    }
+
+    /// HOST:PORT, refusing non-loopback hosts unless allowed.
+    private func tcpAddress(_ text: String) throws -> (host: String, port: Int) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else {
+            throw ValidationError("--tcp takes HOST:PORT, e.g. 127.0.0.1:8000")
+        }
+        let host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        let loopback = host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        guard loopback || allowNonLoopback else {
+            throw ValidationError("--tcp \(host) is not a loopback address; pass --allow-non-loopback to expose the service")
+        }
+        return (host, port)
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "visionpool")
+        logger.logLevel = Logger.Level(rawValue: logLevel)!
+        let entry = try selection.catalog.entry(named: selection.model)
+        warnIfSynthetic(entry.manifest)
+        let classifier = try PoolClassifier(unstarted: entry, configuration: try pool.configuration(entry: entry, engine: engine), maxPixels: maxPixels)
+        let address = try tcp.map(tcpAddress)
+        let configuration = ServerConfiguration(
+            socketPath: socket ?? ServerConfiguration.defaultSocketPath(), socketMode: mode_t(socketMode, radix: 8)!,
+            tcpHost: address?.host, tcpPort: address?.port, maxBodyBytes: maxBodyBytes)
+        try await InferenceServer.run(service: ModelService(entry: entry, classifier: classifier), configuration: configuration, logger: logger)
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+import Glibc
+import TestSupport
+
+/// A real `visionpool serve` on a temporary Unix socket, driven with curl.
+final class ServerHarness: @unchecked Sendable {
+    struct Reply {
+        let status: Int
+        let body: Data
+        let headers: [String: String]
+
+        var json: [String: Any]? {
+            let jsonLength = headers["inference-header-content-length"].flatMap(Int.init) ?? body.count
+            return try? JSONSerialization.jsonObject(with: body.prefix(jsonLength)) as? [String: Any]
+        }
+    }
+
+    let directory: URL
+    let socket: String
+    let process = Process()
+    let log: URL
+
+    /// Starts the server and waits until it reports ready.
+    init(_ arguments: [String] = [], socket path: String? = nil, waitForReady: Bool = true) throws {
+        directory = try Fixtures.temporaryDirectory()
+        socket = path ?? directory.appendingPathComponent("visionpool.sock").path
+        log = directory.appendingPathComponent("server.log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        process.executableURL = TestPaths.executable
+        process.arguments = ["serve", "--socket", socket, "--workers", "2", "--threads", "1"] + arguments
+        let output = try FileHandle(forWritingTo: log)
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        if waitForReady {
+            let deadline = Date().addingTimeInterval(60)
+            while (try? request("GET", "/v2/health/ready").status) != 200 {
+                guard Date() < deadline, process.isRunning else { throw HarnessError("server did not become ready: \(logText)") }
+                usleep(50_000)
+            }
+        }
+    }
+
+    var logText: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+    /// One HTTP request over the Unix socket.
+    func request(_ method: String, _ path: String, body: Data? = nil, headers: [String: String] = [:]) throws -> Reply {
+        let id = UUID().uuidString
+        let bodyFile = directory.appendingPathComponent("\(id).body"), headerFile = directory.appendingPathComponent("\(id).headers")
+        let requestFile = directory.appendingPathComponent("\(id).request")
+        defer { [bodyFile, headerFile, requestFile].forEach { try? FileManager.default.removeItem(at: $0) } }
+        var arguments = ["-s", "--unix-socket", socket, "-X", method, "-o", bodyFile.path, "-D", headerFile.path, "-w", "%{http_code}"]
+        for (name, value) in headers { arguments += ["-H", "\(name): \(value)"] }
+        if let body {
+            try body.write(to: requestFile)
+            arguments += ["--data-binary", "@\(requestFile.path)", "-H", "Content-Type: application/octet-stream"]
+        }
+        arguments.append("http://localhost\(path)")
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        curl.arguments = arguments
+        let output = Pipe()
+        curl.standardOutput = output
+        try curl.run()
+        let status = Int(String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)) ?? 0
+        curl.waitUntilExit()
+        let headerText = (try? String(contentsOf: headerFile, encoding: .utf8)) ?? ""
+        var parsed: [String: String] = [:]
+        for line in headerText.split(separator: "\r\n") where line.contains(":") {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            parsed[parts[0].lowercased()] = parts[1].trimmingCharacters(in: .whitespaces)
+        }
+        return Reply(status: status, body: (try? Data(contentsOf: bodyFile)) ?? Data(), headers: parsed)
+    }
+
+    func json(_ path: String, _ object: [String: Any]) throws -> Reply {
+        try request("POST", path, body: try JSONSerialization.data(withJSONObject: object))
+    }
+
+    /// SIGTERM, then the exit status.
+    @discardableResult
+    func stop() -> Int32 {
+        if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// BYTES elements in the binary extension: each a 4-byte little-endian length, then its bytes.
+func lengthPrefixed(_ elements: [Data]) -> Data {
+    elements.reduce(into: Data()) { result, element in
+        withUnsafeBytes(of: UInt32(element.count).littleEndian) { result.append(contentsOf: $0) }
+        result.append(element)
+    }
+}
+
+/// A binary-extension body: the JSON header, then the raw bytes.
+func binaryBody(_ header: [String: Any], _ bytes: Data) throws -> (Data, [String: String]) {
+    let json = try JSONSerialization.data(withJSONObject: header)
+    return (json + bytes, ["Inference-Header-Content-Length": String(json.count)])
+}

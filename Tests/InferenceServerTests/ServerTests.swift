@@ -1,0 +1,190 @@
+import Foundation
+import Glibc
+import TestSupport
+import Testing
+
+/// The `tiny` model's tensors: 3×224×224 floats per sample.
+let sampleCount = 3 * 224 * 224
+
+@Suite(.serialized) struct ServerTests {
+    @Test func healthAndMetadata() throws {
+        let server = try ServerHarness()
+        defer { server.stop() }
+        #expect(try server.request("GET", "/v2/health/live").status == 200)
+        #expect(try server.request("GET", "/v2/health/ready").status == 200)
+        let metadata = try #require(try server.request("GET", "/v2").json)
+        #expect(metadata["name"] as? String == "visionpool")
+        #expect((metadata["extensions"] as? [String])?.contains("classification") == true)
+        let model = try #require(try server.request("GET", "/v2/models/efficientnet-lite0").json)
+        let inputs = try #require(model["inputs"] as? [[String: Any]])
+        #expect(inputs.first?["name"] as? String == "input" && inputs.first?["datatype"] as? String == "FP32")
+        #expect((inputs.first?["shape"] as? [Int]) == [-1, 3, 224, 224])
+        #expect(try server.request("GET", "/v2/models/efficientnet-lite0/ready").status == 200)
+        let unknown = try server.request("GET", "/v2/models/../etc/passwd")
+        #expect(unknown.status == 404)
+        let missing = try server.request("GET", "/v2/models/nope")
+        #expect(missing.status == 404 && (missing.json?["error"] as? String)?.contains("nope") == true)
+    }
+
+    @Test func imagesAsBytesWithTheClassificationExtension() throws {
+        let server = try ServerHarness()
+        defer { server.stop() }
+        let images = try [Fixtures.sample("chelsea.png"), Fixtures.sample("coffee.png")]
+        let payload = lengthPrefixed(images)
+        let (body, headers) = try binaryBody([
+            "id": "photos",
+            "inputs": [["name": "input", "shape": [2], "datatype": "BYTES", "parameters": ["binary_data_size": payload.count]]],
+            "outputs": [["name": "logits", "parameters": ["classification": 5]]],
+        ], payload)
+        let reply = try server.request("POST", "/v2/models/efficientnet-lite0/infer", body: body, headers: headers)
+        #expect(reply.status == 200, "\(String(decoding: reply.body, as: UTF8.self))")
+        let json = try #require(reply.json)
+        #expect(json["id"] as? String == "photos")
+        let output = try #require((json["outputs"] as? [[String: Any]])?.first)
+        #expect(output["datatype"] as? String == "BYTES" && (output["shape"] as? [Int]) == [2, 5])
+        let strings = try #require(output["data"] as? [String])
+        let classes = strings.map { Int($0.split(separator: ":")[1])! }
+        #expect(catClasses.contains(classes[0]), "\(strings)")
+        #expect(!coffeeClasses.isDisjoint(with: classes[5...]), "\(strings)")
+    }
+
+    @Test func fp32TensorsAsJSONAndAsBinaryAgree() throws {
+        let server = try ServerHarness(["--model", "tiny"])
+        defer { server.stop() }
+        let values = (0..<sampleCount).map { Float($0 % 251) / 251 - 0.5 }
+        let asJSON = try server.json("/v2/models/tiny/infer", [
+            "inputs": [["name": "input", "shape": [1, 3, 224, 224], "datatype": "FP32", "data": values.map(Double.init)]],
+        ])
+        #expect(asJSON.status == 200, "\(String(decoding: asJSON.body, as: UTF8.self))")
+        let jsonScores = try #require(((asJSON.json?["outputs"] as? [[String: Any]])?.first?["data"] as? [NSNumber])?.map(\.floatValue))
+        #expect(jsonScores.count == 1000)
+
+        let raw = values.withUnsafeBufferPointer { Data(buffer: $0) }
+        let (body, headers) = try binaryBody([
+            "inputs": [["name": "input", "shape": [1, 3, 224, 224], "datatype": "FP32", "parameters": ["binary_data_size": raw.count]]],
+            "outputs": [["name": "logits", "parameters": ["binary_data": true]]],
+        ], raw)
+        let asBinary = try server.request("POST", "/v2/models/tiny/infer", body: body, headers: headers)
+        #expect(asBinary.status == 200)
+        let jsonLength = try #require(asBinary.headers["inference-header-content-length"].flatMap(Int.init))
+        let output = try #require((asBinary.json?["outputs"] as? [[String: Any]])?.first)
+        #expect((output["parameters"] as? [String: Any])?["binary_data_size"] as? Int == 4000)
+        let binaryScores = asBinary.body.dropFirst(jsonLength).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        #expect(binaryScores.count == 1000)
+        #expect(zip(binaryScores, jsonScores).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($0)) })
+    }
+
+    @Test func curlFriendlyClassify() throws {
+        let server = try ServerHarness()
+        defer { server.stop() }
+        let reply = try server.request("POST", "/v1/classify?top=3", body: try Fixtures.sample("chelsea.png"))
+        #expect(reply.status == 200)
+        let top = try #require(reply.json?["top"] as? [[String: Any]])
+        #expect(top.count == 3 && catClasses.contains(top[0]["class_index"] as? Int ?? -1))
+    }
+
+    /// A binary-extension header announcing 100 bytes that never come.
+    static let claimsMissingBytes = Data(#"{"inputs":[{"name":"input","shape":[1],"datatype":"BYTES","parameters":{"binary_data_size":100}}]}"#.utf8)
+
+    /// Each bad request and the status it must get; the error names what was wrong.
+    static let badRequests: [(path: String, body: Data, headers: [String: String], status: Int, message: String)] = [
+        ("/v2/models/tiny/infer", Data("{not json".utf8), [:], 400, "JSON"),
+        ("/v2/models/tiny/infer", Data(#"{"inputs":[{"name":"input","shape":[1,3,224,224],"datatype":"INT8","data":[1]}]}"#.utf8), [:], 400, "datatype"),
+        ("/v2/models/tiny/infer", Data(#"{"inputs":[{"name":"input","shape":[1,3,10,10],"datatype":"FP32","data":[1]}]}"#.utf8), [:], 400, "shape"),
+        ("/v2/models/tiny/infer", Data(#"{"inputs":[{"name":"other","shape":[1],"datatype":"BYTES","data":[]}]}"#.utf8), [:], 400, "input"),
+        ("/v2/models/tiny/infer", claimsMissingBytes, ["Inference-Header-Content-Length": String(claimsMissingBytes.count)], 400, "binary_data_size"),
+        ("/v2/models/tiny/infer", Data(#"{"inputs":[{"name":"input","shape":[-4,3,224,224],"datatype":"FP32","data":[]}]}"#.utf8), [:], 400, "shape"),
+        ("/v2/models/tiny/infer", Data(#"{"inputs":[{"name":"input","shape":[1],"datatype":"BYTES","data":["not base64!"]}]}"#.utf8), [:], 400, "base64"),
+        ("/v1/classify", Data(), [:], 400, "empty"),
+        ("/v1/classify?top=0", Data("x".utf8), [:], 400, "top"),
+        ("/v2/models/nope/infer", Data("{}".utf8), [:], 404, "nope"),
+    ]
+
+    @Test func badRequestsGetAPrecise4xxAndTheServerStaysUp() throws {
+        let server = try ServerHarness(["--model", "tiny"])
+        defer { server.stop() }
+        for bad in Self.badRequests {
+            let reply = try server.request("POST", bad.path, body: bad.body, headers: bad.headers)
+            let text = String(decoding: reply.body, as: UTF8.self)
+            #expect(reply.status == bad.status, "\(bad.path) \(text)")
+            #expect((reply.json?["error"] as? String)?.contains(bad.message) == true, "\(bad.path) \(text)")
+        }
+        #expect(try server.request("GET", "/v2/health/ready").status == 200)
+    }
+
+    @Test func badImagesAreRefusedPrecisely() throws {
+        let server = try ServerHarness(["--model", "tiny"])
+        defer { server.stop() }
+        for (name, status) in [("truncated.jpg", 400), ("garbage.bin", 400), ("bomb.png", 413), ("bomb.jpg", 413), ("empty.jpg", 400)] {
+            let reply = try server.request("POST", "/v1/classify", body: try Fixtures.image(name))
+            #expect(reply.status == status, "\(name): \(String(decoding: reply.body, as: UTF8.self))")
+            #expect(reply.json?["error"] is String, "\(name)")
+        }
+        #expect(try server.request("POST", "/v1/classify", body: try Fixtures.image("cat.jpg")).status == 200)
+    }
+
+    @Test func oversizedBodiesGet413() throws {
+        let server = try ServerHarness(["--max-body-bytes", "10000"])
+        defer { server.stop() }
+        let reply = try server.request("POST", "/v1/classify", body: try Fixtures.image("cat.jpg"))
+        #expect(reply.status == 413 && (reply.json?["error"] as? String)?.contains("10000") == true)
+    }
+
+    @Test func socketIsPrivateAndRemovedOnGracefulStop() throws {
+        let server = try ServerHarness()
+        var status = stat()
+        #expect(stat(server.socket, &status) == 0)
+        #expect(status.st_mode & 0o777 == 0o600)
+        // A request in flight when SIGTERM arrives still gets its answer.
+        let images = try (0..<8).map { _ in try Fixtures.image("big_cat.jpg") }
+        let payload = lengthPrefixed(images)
+        let (body, headers) = try binaryBody([
+            "inputs": [["name": "input", "shape": [8], "datatype": "BYTES", "parameters": ["binary_data_size": payload.count]]],
+            "outputs": [["name": "logits", "parameters": ["classification": 1]]],
+        ], payload)
+        nonisolated(unsafe) var inFlight: ServerHarness.Reply?
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            inFlight = try? server.request("POST", "/v2/models/efficientnet-lite0/infer", body: body, headers: headers)
+            done.signal()
+        }
+        usleep(300_000)
+        let exit = server.stop()
+        done.wait()
+        #expect(inFlight?.status == 200)
+        #expect(exit == 0, "\(server.logText)")
+        #expect(!FileManager.default.fileExists(atPath: server.socket))
+    }
+
+    @Test func aStaleSocketIsReplacedAndALiveOneIsNot() throws {
+        let first = try ServerHarness()
+        defer { first.stop() }
+        let second = Process()
+        second.executableURL = TestPaths.executable
+        second.arguments = ["serve", "--socket", first.socket, "--workers", "1"]
+        second.standardError = FileHandle.nullDevice
+        try second.run()
+        second.waitUntilExit()
+        #expect(second.terminationStatus != 0, "a second server must not take a live socket")
+        #expect(try first.request("GET", "/v2/health/live").status == 200)
+
+        kill(first.process.processIdentifier, SIGKILL)
+        first.process.waitUntilExit()
+        #expect(FileManager.default.fileExists(atPath: first.socket), "SIGKILL leaves the socket file behind")
+        let replacement = try ServerHarness(socket: first.socket)
+        defer { replacement.stop() }
+        #expect(try replacement.request("GET", "/v2/health/ready").status == 200)
+    }
+
+    @Test func tcpIsLoopbackUnlessAllowed() throws {
+        let refused = Process()
+        refused.executableURL = TestPaths.executable
+        refused.arguments = ["serve", "--tcp", "0.0.0.0:8999"]
+        let errors = Pipe()
+        refused.standardError = errors
+        try refused.run()
+        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        refused.waitUntilExit()
+        #expect(refused.terminationStatus != 0 && text.contains("--allow-non-loopback"))
+    }
+}
