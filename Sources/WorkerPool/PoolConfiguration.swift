@@ -18,6 +18,9 @@ public struct PoolConfiguration: Sendable {
     public var maxRequestsPerWorker: Int?
     /// Allow workers × threads above the CPU count (sets then overlap).
     public var oversubscribe: Bool
+    /// Requests that may wait for a free slot; past this they are refused at once, so memory
+    /// stays bounded under overload.
+    public var maxWaitingRequests: Int = 256
     /// More crashes than this within `crashWindow` mark the pool unhealthy instead of respawning.
     public var crashLimit: Int
     public var crashWindow: Duration

@@ -7,6 +7,8 @@ public enum PoolError: Error, Equatable, CustomStringConvertible, Sendable {
     /// A batch failed on two workers in a row, or the engine refused it.
     case inferenceFailed(String)
     case stopped
+    /// Every slot is taken and the waiting line is full: try again shortly.
+    case overloaded(String)
 
     public var description: String {
         switch self {
@@ -15,6 +17,7 @@ public enum PoolError: Error, Equatable, CustomStringConvertible, Sendable {
         case .unhealthy(let reason): "the worker pool is unhealthy: \(reason)"
         case .inferenceFailed(let reason): "inference failed: \(reason)"
         case .stopped: "the worker pool is stopping"
+        case .overloaded(let reason): "the service is overloaded: \(reason)"
         }
     }
 }

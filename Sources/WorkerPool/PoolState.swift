@@ -52,9 +52,10 @@ extension WorkerPool {
         var freeSlots: [Int]
         var filling: Int?
         var dispatchQueue: [Int] = []
-        var slotWaiters: [CheckedContinuation<Void, Error>] = []
+        var slotWaiters: [(ticket: UInt64, continuation: CheckedContinuation<Void, Error>)] = []
         var startWaiters: [CheckedContinuation<Void, Error>] = []
         var nextSequence: UInt64 = 1
+        var nextTicket: UInt64 = 0
 
         init(slotCount: Int, seats: Int) {
             freeSlots = Array((0..<slotCount).reversed())
@@ -111,7 +112,7 @@ extension WorkerPool {
             batches[slot] = nil
             dispatchQueue.removeAll { $0 == slot }
             freeSlots.append(slot)
-            if !slotWaiters.isEmpty { slotWaiters.removeFirst().resume() }
+            if !slotWaiters.isEmpty { slotWaiters.removeFirst().continuation.resume() }
         }
 
         /// Seals the filling batch once its delay has passed.
@@ -182,7 +183,7 @@ extension WorkerPool {
 
         /// Requests waiting for a slot, and batches not yet sent to a worker, fail now.
         private mutating func failWaiting(with error: PoolError) {
-            for waiter in slotWaiters { waiter.resume(throwing: error) }
+            for waiter in slotWaiters { waiter.continuation.resume(throwing: error) }
             slotWaiters = []
             if health != .stopping {
                 for slot in dispatchQueue { finish(slot: slot, with: .failure(error)) }

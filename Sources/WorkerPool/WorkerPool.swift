@@ -185,13 +185,30 @@ public final class WorkerPool: @unchecked Sendable {
             // A new partly filled batch has a deadline the supervisor must wake up for.
             if startedFilling { signalSupervisor() }
             if let outcome { return outcome }
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-                state.withLock { state in
-                    if state.freeSlots.isEmpty && state.acceptsRequests {
-                        state.slotWaiters.append(continuation)
-                    } else {
-                        continuation.resume()
+            // A request cancelled while it waits (its deadline passed, its client left) leaves
+            // the line without ever taking a slot.
+            let ticket = state.withLock { state in
+                state.nextTicket += 1
+                return state.nextTicket
+            }
+            try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+                    state.withLock { state in
+                        if Task.isCancelled {
+                            continuation.resume(throwing: CancellationError())
+                        } else if !state.freeSlots.isEmpty || !state.acceptsRequests {
+                            continuation.resume()
+                        } else if state.slotWaiters.count >= configuration.maxWaitingRequests {
+                            continuation.resume(throwing: PoolError.overloaded("\(state.slotWaiters.count) requests are already waiting for a slot"))
+                        } else {
+                            state.slotWaiters.append((ticket, continuation))
+                        }
                     }
+                }
+            } onCancel: {
+                state.withLock { state in
+                    guard let index = state.slotWaiters.firstIndex(where: { $0.ticket == ticket }) else { return }
+                    state.slotWaiters.remove(at: index).continuation.resume(throwing: CancellationError())
                 }
             }
         }

@@ -37,6 +37,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Largest request body accepted, in bytes (larger ones get 413).")
     var maxBodyBytes: Int = 64 << 20
 
+    @Option(help: "Seconds a request may take unless it sets Timeout-Ms or the timeout parameter (then 504).")
+    var requestTimeout: Double = 30
+
+    @Option(help: "Seconds before an idle connection is closed.")
+    var idleTimeout: Double = 60
+
+    @Option(help: "Requests that may wait for a free slot before new ones get 503 with Retry-After.")
+    var maxQueue: Int = 256
+
     @Option(help: "Largest image accepted, in pixels (its header is read before decoding).")
     var maxPixels: Int = 1 << 27
 
@@ -47,6 +56,8 @@ struct Serve: AsyncParsableCommand {
         guard let mode = mode_t(socketMode, radix: 8), mode <= 0o777 else { throw ValidationError("--socket-mode must be octal, e.g. 600") }
         _ = mode
         guard maxBodyBytes >= 1 else { throw ValidationError("--max-body-bytes must be at least 1") }
+        guard requestTimeout > 0, idleTimeout > 0 else { throw ValidationError("timeouts must be positive") }
+        guard maxQueue >= 0 else { throw ValidationError("--max-queue must not be negative") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         if let tcp { _ = try tcpAddress(tcp) }
     }
@@ -69,11 +80,14 @@ struct Serve: AsyncParsableCommand {
         logger.logLevel = Logger.Level(rawValue: logLevel)!
         let entry = try selection.catalog.entry(named: selection.model)
         warnIfSynthetic(entry.manifest)
-        let classifier = try PoolClassifier(unstarted: entry, configuration: try pool.configuration(entry: entry, engine: engine), maxPixels: maxPixels)
+        var poolConfiguration = try pool.configuration(entry: entry, engine: engine)
+        poolConfiguration.maxWaitingRequests = maxQueue
+        let classifier = try PoolClassifier(unstarted: entry, configuration: poolConfiguration, maxPixels: maxPixels)
         let address = try tcp.map(tcpAddress)
         let configuration = ServerConfiguration(
             socketPath: socket ?? ServerConfiguration.defaultSocketPath(), socketMode: mode_t(socketMode, radix: 8)!,
-            tcpHost: address?.host, tcpPort: address?.port, maxBodyBytes: maxBodyBytes)
+            tcpHost: address?.host, tcpPort: address?.port, maxBodyBytes: maxBodyBytes,
+            requestTimeout: .milliseconds(Int64(requestTimeout * 1000)), idleTimeout: .milliseconds(Int64(idleTimeout * 1000)))
         try await InferenceServer.run(service: ModelService(entry: entry, classifier: classifier), configuration: configuration, logger: logger)
     }
 }

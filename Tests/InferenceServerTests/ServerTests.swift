@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import TestSupport
+import Synchronization
 import Testing
 
 /// The `tiny` model's tensors: 3×224×224 floats per sample.
@@ -121,6 +122,43 @@ let sampleCount = 3 * 224 * 224
             #expect(reply.json?["error"] is String, "\(name)")
         }
         #expect(try server.request("POST", "/v1/classify", body: try Fixtures.image("cat.jpg")).status == 200)
+    }
+
+    @Test func aPassedDeadlineGets504AndTheServerStaysUp() throws {
+        let server = try ServerHarness(["--model", "resnet50"])
+        defer { server.stop() }
+        let images = try (0..<6).map { _ in try Fixtures.image("cat.jpg") }
+        let payload = lengthPrefixed(images)
+        let (body, headers) = try binaryBody([
+            "inputs": [["name": "input", "shape": [6], "datatype": "BYTES", "parameters": ["binary_data_size": payload.count]]],
+        ], payload)
+        let late = try server.request("POST", "/v2/models/resnet50/infer", body: body, headers: headers.merging(["Timeout-Ms": "5"]) { $1 })
+        #expect(late.status == 504, "\(String(decoding: late.body, as: UTF8.self))")
+        #expect((late.json?["error"] as? String)?.contains("deadline") == true)
+        #expect(try server.request("POST", "/v1/classify", body: try Fixtures.image("cat.jpg")).status == 200)
+    }
+
+    @Test func aFullQueueGets503WithRetryAfterAndNothingElseFails() throws {
+        let server = try ServerHarness(["--model", "resnet50", "--workers", "1", "--max-queue", "0"])
+        defer { server.stop() }
+        let image = try Fixtures.image("cat.jpg")
+        let replies = Mutex([ServerHarness.Reply]())
+        let group = DispatchGroup()
+        for _ in 0..<12 {
+            group.enter()
+            Thread.detachNewThread {
+                if let reply = try? server.request("POST", "/v1/classify", body: image) { replies.withLock { $0.append(reply) } }
+                group.leave()
+            }
+        }
+        group.wait()
+        let all = replies.withLock { $0 }
+        #expect(all.count == 12)
+        #expect(all.allSatisfy { $0.status == 200 || $0.status == 503 }, "\(all.map(\.status))")
+        let refused = all.filter { $0.status == 503 }
+        #expect(!refused.isEmpty, "4 slots and no waiting line cannot hold 12 requests at once")
+        #expect(refused.allSatisfy { $0.headers["retry-after"] == "1" })
+        #expect(all.contains { $0.status == 200 })
     }
 
     @Test func oversizedBodiesGet413() throws {

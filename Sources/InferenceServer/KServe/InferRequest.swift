@@ -26,6 +26,8 @@ struct InferRequest {
     }
 
     var id: String?
+    /// The protocol's `timeout` parameter, in microseconds.
+    var timeout: Int?
     var inputName: String
     var samples: Samples
     var outputs: [RequestedOutput]
@@ -40,6 +42,7 @@ struct InferRequest {
             throw .badRequest("the request is not a JSON object")
         }
         id = object["id"] as? String
+        timeout = ((object["parameters"] as? [String: Any])?["timeout"] as? NSNumber)?.intValue
         guard let inputs = object["inputs"] as? [[String: Any]], inputs.count == 1, let input = inputs.first else {
             throw .badRequest("\"inputs\" must hold exactly one input")
         }

@@ -6,7 +6,7 @@ import ImagePipeline
 import WorkerPool
 
 /// The KServe v2 / Open Inference Protocol routes, and `/v1/classify` for curl.
-public func makeRouter(service: ModelService, maxBodyBytes: Int) -> Router<BasicRequestContext> {
+public func makeRouter(service: ModelService, maxBodyBytes: Int, defaultTimeout: Duration) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
     router.get("/v2/health/live") { _, _ in HTTPResponse.Status.ok }
     router.get("/v2/health/ready") { _, _ in
@@ -41,7 +41,8 @@ public func makeRouter(service: ModelService, maxBodyBytes: Int) -> Router<Basic
         let parsed = try InferRequest(
             body: body, jsonLength: headerLength, sampleShape: manifest.input.shape, inputName: manifest.input.name,
             outputName: manifest.output.name, maxSamples: service.maxSamplesPerRequest)
-        let scores = try await run { try await service.scores(for: parsed.samples) }
+        let timeout = try requestTimeout(request, parameter: parsed.timeout, default: defaultTimeout)
+        let scores = try await run(within: timeout) { try await service.scores(for: parsed.samples) }
         let reply = try InferResponse(
             model: service.name, id: parsed.id, outputs: parsed.outputs, batch: parsed.samples.count, classes: service.classes,
             scores: scores, classify: service.classificationStrings)
@@ -55,7 +56,8 @@ public func makeRouter(service: ModelService, maxBodyBytes: Int) -> Router<Basic
         let top = request.uri.queryParameters.get("top", as: Int.self) ?? 5
         guard (1...service.classes).contains(top) else { throw ServerError.badRequest("top must be 1...\(service.classes)") }
         let body = try await collect(request, limit: maxBodyBytes)
-        let classification = try await run { try await service.classifier.classify(body, top: top) }
+        let timeout = try requestTimeout(request, parameter: nil, default: defaultTimeout)
+        let classification = try await run(within: timeout) { try await service.classifier.classify(body, top: top) }
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         let reply = ClassifyReply(model: service.name, top: classification.top, timingsMs: classification.timings.milliseconds)
@@ -93,10 +95,36 @@ private func collect(_ request: Request, limit: Int) async throws -> Data {
     }
 }
 
+/// The request's deadline: the `Timeout-Ms` header, else the protocol's `timeout` parameter
+/// (microseconds, as Triton reads it), else the server's default.
+private func requestTimeout(_ request: Request, parameter microseconds: Int?, default fallback: Duration) throws -> Duration {
+    if let header = request.headers[.timeoutMilliseconds] {
+        guard let milliseconds = Int(header), milliseconds > 0 else { throw ServerError.badRequest("Timeout-Ms must be a positive number of milliseconds") }
+        return .milliseconds(milliseconds)
+    }
+    if let microseconds {
+        guard microseconds > 0 else { throw ServerError.badRequest("the timeout parameter must be a positive number of microseconds") }
+        return .microseconds(microseconds)
+    }
+    return fallback
+}
+
+/// Runs `body` until `timeout`, then answers 504; work still waiting for a slot is dropped.
 /// Maps what the pool and the decoder throw to the statuses a client can act on.
-private func run<Result>(_ body: () async throws -> Result) async throws -> Result {
+private func run<Result: Sendable>(within timeout: Duration, _ body: @escaping @Sendable () async throws -> Result) async throws -> Result {
     do {
-        return try await body()
+        return try await withThrowingTaskGroup(of: Result?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let result = first else {
+                throw ServerError(.gatewayTimeout, "the request did not finish within its \(timeout) deadline")
+            }
+            return result
+        }
     } catch let error as ServerError {
         throw error
     } catch let error as ImageDecodingError {
@@ -104,12 +132,19 @@ private func run<Result>(_ body: () async throws -> Result) async throws -> Resu
     } catch ClassificationError.image(let error) {
         throw ServerError(error.kind == .tooLarge ? .contentTooLarge : .badRequest, error.message)
     } catch let error as PoolError {
-        throw ServerError(.serviceUnavailable, error.description)
+        throw unavailable(error)
     } catch ClassificationError.pool(let error) {
-        throw ServerError(.serviceUnavailable, error.description)
+        throw unavailable(error)
     } catch {
         throw ServerError(.internalServerError, "\(error)")
     }
+}
+
+/// 503, with `Retry-After` when the pool is only busy.
+private func unavailable(_ error: PoolError) -> ServerError {
+    var reply = ServerError(.serviceUnavailable, error.description)
+    if case .overloaded = error { reply.headers[.retryAfter] = "1" }
+    return reply
 }
 
 private func json(_ object: [String: Any]) throws -> Response {
@@ -120,4 +155,6 @@ private func json(_ object: [String: Any]) throws -> Response {
 extension HTTPField.Name {
     /// The binary tensor data extension's header: the length of the JSON part of the body.
     static let inferenceHeaderContentLength = HTTPField.Name("Inference-Header-Content-Length")!
+    /// A per-request deadline in milliseconds.
+    static let timeoutMilliseconds = HTTPField.Name("Timeout-Ms")!
 }

@@ -2,8 +2,10 @@ import Classification
 import Foundation
 import Glibc
 import Hummingbird
+import HummingbirdCore
 import InferenceEngines
 import Logging
+import NIOCore
 import ServiceLifecycle
 
 /// Where and how the server listens.
@@ -15,13 +17,29 @@ public struct ServerConfiguration: Sendable {
     public var tcpHost: String?
     public var tcpPort: Int?
     public var maxBodyBytes: Int
+    /// How long a request may take unless it asks for less (or more).
+    public var requestTimeout: Duration
+    /// Connections idle this long are closed.
+    public var idleTimeout: Duration
 
-    public init(socketPath: String, socketMode: mode_t = 0o600, tcpHost: String? = nil, tcpPort: Int? = nil, maxBodyBytes: Int = 64 << 20) {
+    public init(
+        socketPath: String, socketMode: mode_t = 0o600, tcpHost: String? = nil, tcpPort: Int? = nil, maxBodyBytes: Int = 64 << 20,
+        requestTimeout: Duration = .seconds(30), idleTimeout: Duration = .seconds(60)
+    ) {
         self.socketPath = socketPath
         self.socketMode = socketMode
         self.tcpHost = tcpHost
         self.tcpPort = tcpPort
         self.maxBodyBytes = maxBodyBytes
+        self.requestTimeout = requestTimeout
+        self.idleTimeout = idleTimeout
+    }
+
+    /// HTTP/1 with an idle timeout and bounded headers (oversized ones close the connection).
+    var http: HTTPServerBuilder {
+        let idle = TimeAmount.nanoseconds(idleTimeout.components.seconds * 1_000_000_000 + idleTimeout.components.attoseconds / 1_000_000_000)
+        return .http1(configuration: .init(
+            idleTimeout: idle, httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 << 10, maxHeaderListSize: 64 << 10, maxHeaderFieldCount: 100)))
     }
 
     /// `$XDG_RUNTIME_DIR/visionpool.sock`, else `/tmp/visionpool-UID.sock`.
@@ -42,15 +60,16 @@ public struct ServerStartError: Error, CustomStringConvertible {
 public enum InferenceServer {
     public static func run(service: ModelService, configuration: ServerConfiguration, logger: Logger) async throws {
         try prepareSocketPath(configuration.socketPath)
-        let router = makeRouter(service: service, maxBodyBytes: configuration.maxBodyBytes)
+        let router = makeRouter(service: service, maxBodyBytes: configuration.maxBodyBytes, defaultTimeout: configuration.requestTimeout)
         var services: [any Service] = [PoolService(classifier: service.classifier, logger: logger)]
         if let host = configuration.tcpHost, let port = configuration.tcpPort {
             services.append(Application(
-                router: router, configuration: .init(address: .hostname(host, port: port), serverName: "visionpool"), logger: logger))
+                router: router, server: configuration.http, configuration: .init(address: .hostname(host, port: port), serverName: "visionpool"),
+                logger: logger))
         }
         let path = configuration.socketPath, mode = configuration.socketMode
         let app = Application(
-            router: router, configuration: .init(address: .unixDomainSocket(path: path), serverName: "visionpool"),
+            router: router, server: configuration.http, configuration: .init(address: .unixDomainSocket(path: path), serverName: "visionpool"),
             services: services,
             onServerRunning: { _ in
                 chmod(path, mode)
