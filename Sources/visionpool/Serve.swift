@@ -49,6 +49,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Largest image accepted, in pixels (its header is read before decoding).")
     var maxPixels: Int = 1 << 27
 
+    @Flag(help: "Log one line per request.")
+    var accessLog = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -84,10 +87,11 @@ struct Serve: AsyncParsableCommand {
         poolConfiguration.maxWaitingRequests = maxQueue
         let classifier = try PoolClassifier(unstarted: entry, configuration: poolConfiguration, maxPixels: maxPixels)
         let address = try tcp.map(tcpAddress)
-        let configuration = ServerConfiguration(
+        var configuration = ServerConfiguration(
             socketPath: socket ?? ServerConfiguration.defaultSocketPath(), socketMode: mode_t(socketMode, radix: 8)!,
             tcpHost: address?.host, tcpPort: address?.port, maxBodyBytes: maxBodyBytes,
             requestTimeout: .milliseconds(Int64(requestTimeout * 1000)), idleTimeout: .milliseconds(Int64(idleTimeout * 1000)))
+        configuration.accessLog = accessLog
         try await InferenceServer.run(service: ModelService(entry: entry, classifier: classifier), configuration: configuration, logger: logger)
     }
 }

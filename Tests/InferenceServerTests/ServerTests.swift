@@ -75,13 +75,25 @@ let sampleCount = 3 * 224 * 224
         #expect(zip(binaryScores, jsonScores).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($0)) })
     }
 
-    @Test func curlFriendlyClassify() throws {
+    @Test func curlFriendlyClassifyIsCountedInMetrics() throws {
         let server = try ServerHarness()
         defer { server.stop() }
         let reply = try server.request("POST", "/v1/classify?top=3", body: try Fixtures.sample("chelsea.png"))
         #expect(reply.status == 200)
         let top = try #require(reply.json?["top"] as? [[String: Any]])
         #expect(top.count == 3 && catClasses.contains(top[0]["class_index"] as? Int ?? -1))
+
+        _ = try server.request("POST", "/v1/classify", body: try Fixtures.image("bomb.png"))
+        let metrics = String(decoding: try server.request("GET", "/metrics").body, as: UTF8.self)
+        for line in [
+            #"visionpool_requests_total{model="efficientnet-lite0",outcome="200"} 1"#,
+            #"visionpool_requests_total{model="efficientnet-lite0",outcome="413"} 1"#,
+            #"visionpool_pool_healthy{model="efficientnet-lite0"} 1.0"#,
+            #"visionpool_workers_ready{model="efficientnet-lite0"} 2.0"#,
+            #"visionpool_stage_seconds_count{model="efficientnet-lite0",stage="inference"} 1"#,
+        ] {
+            #expect(metrics.contains(line), "\(line)")
+        }
     }
 
     /// A binary-extension header announcing 100 bytes that never come.

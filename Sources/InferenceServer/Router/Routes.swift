@@ -3,11 +3,21 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import ImagePipeline
+import InferenceEngines
 import WorkerPool
 
 /// The KServe v2 / Open Inference Protocol routes, and `/v1/classify` for curl.
-public func makeRouter(service: ModelService, maxBodyBytes: Int, defaultTimeout: Duration) -> Router<BasicRequestContext> {
+public func makeRouter(
+    service: ModelService, maxBodyBytes: Int, defaultTimeout: Duration, metrics: ServerMetrics, accessLog: Bool
+) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
+    if accessLog { router.add(middleware: LogRequestsMiddleware(.info)) }
+    router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
+    router.get("/metrics") { _, _ in
+        Response(
+            status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+            body: .init(byteBuffer: ByteBuffer(bytes: metrics.scrape(service.classifier.pool.status))))
+    }
     router.get("/v2/health/live") { _, _ in HTTPResponse.Status.ok }
     router.get("/v2/health/ready") { _, _ in
         guard service.isReady else { throw ServerError(.serviceUnavailable, "the worker pool is not ready") }
@@ -42,7 +52,7 @@ public func makeRouter(service: ModelService, maxBodyBytes: Int, defaultTimeout:
             body: body, jsonLength: headerLength, sampleShape: manifest.input.shape, inputName: manifest.input.name,
             outputName: manifest.output.name, maxSamples: service.maxSamplesPerRequest)
         let timeout = try requestTimeout(request, parameter: parsed.timeout, default: defaultTimeout)
-        let scores = try await run(within: timeout) { try await service.scores(for: parsed.samples) }
+        let scores = try await run(within: timeout) { try await service.scores(for: parsed.samples, metrics: metrics) }
         let reply = try InferResponse(
             model: service.name, id: parsed.id, outputs: parsed.outputs, batch: parsed.samples.count, classes: service.classes,
             scores: scores, classify: service.classificationStrings)
@@ -58,6 +68,8 @@ public func makeRouter(service: ModelService, maxBodyBytes: Int, defaultTimeout:
         let body = try await collect(request, limit: maxBodyBytes)
         let timeout = try requestTimeout(request, parameter: nil, default: defaultTimeout)
         let classification = try await run(within: timeout) { try await service.classifier.classify(body, top: top) }
+        metrics.stage("decode", seconds: classification.timings.decode + classification.timings.preprocess)
+        metrics.stage("inference", seconds: classification.timings.inference)
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         let reply = ClassifyReply(model: service.name, top: classification.top, timingsMs: classification.timings.milliseconds)
@@ -75,6 +87,31 @@ private struct ClassifyReply: Encodable {
 extension StageTimings {
     var milliseconds: [String: Double] {
         ["decode": decode * 1000, "preprocess": preprocess * 1000, "inference": inference * 1000, "total": total * 1000]
+    }
+}
+
+/// Counts every inference request (the POSTs; health checks and metadata are not) by outcome,
+/// times it, and keeps the in-flight gauge.
+struct RequestMetricsMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+    let metrics: ServerMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard request.method == .post else { return try await next(request, context) }
+        let start = ContinuousClock.now
+        metrics.began()
+        defer { metrics.ended() }
+        do {
+            let response = try await next(request, context)
+            metrics.request(status: response.status.code, seconds: (ContinuousClock.now - start).seconds)
+            return response
+        } catch let error as HTTPResponseError {
+            metrics.request(status: error.status.code, seconds: (ContinuousClock.now - start).seconds)
+            throw error
+        } catch {
+            metrics.request(status: 500, seconds: (ContinuousClock.now - start).seconds)
+            throw error
+        }
     }
 }
 

@@ -21,6 +21,8 @@ public struct ServerConfiguration: Sendable {
     public var requestTimeout: Duration
     /// Connections idle this long are closed.
     public var idleTimeout: Duration
+    /// One log line per request.
+    public var accessLog = false
 
     public init(
         socketPath: String, socketMode: mode_t = 0o600, tcpHost: String? = nil, tcpPort: Int? = nil, maxBodyBytes: Int = 64 << 20,
@@ -60,7 +62,9 @@ public struct ServerStartError: Error, CustomStringConvertible {
 public enum InferenceServer {
     public static func run(service: ModelService, configuration: ServerConfiguration, logger: Logger) async throws {
         try prepareSocketPath(configuration.socketPath)
-        let router = makeRouter(service: service, maxBodyBytes: configuration.maxBodyBytes, defaultTimeout: configuration.requestTimeout)
+        let router = makeRouter(
+            service: service, maxBodyBytes: configuration.maxBodyBytes, defaultTimeout: configuration.requestTimeout,
+            metrics: ServerMetrics.bootstrap(model: service.name), accessLog: configuration.accessLog)
         var services: [any Service] = [PoolService(classifier: service.classifier, logger: logger)]
         if let host = configuration.tcpHost, let port = configuration.tcpPort {
             services.append(Application(

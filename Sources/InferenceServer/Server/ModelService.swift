@@ -34,14 +34,19 @@ public final class ModelService: Sendable {
 
     /// Runs every sample through the pool at once (they may share batches) and returns the
     /// scores row by row, in order.
-    func scores(for samples: InferRequest.Samples) async throws -> [Float] {
+    func scores(for samples: InferRequest.Samples, metrics: ServerMetrics) async throws -> [Float] {
         let classes = self.classes
         let rows = try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
             for index in 0..<samples.count {
                 group.addTask { [classifier] in
                     let row = try await classifier.pool.infer(
                         prepare: { tensor in try Self.write(samples, index: index, into: tensor, spec: classifier.spec) },
-                        consume: { scores, _ in Array(scores) })
+                        consume: { scores, receipt in
+                            metrics.stage("queue", seconds: receipt.queueSeconds)
+                            metrics.stage("inference", seconds: receipt.inferenceSeconds)
+                            metrics.batch(size: receipt.batchSize)
+                            return Array(scores)
+                        })
                     return (index, row)
                 }
             }
