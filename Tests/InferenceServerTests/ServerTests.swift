@@ -238,3 +238,19 @@ let sampleCount = 3 * 224 * 224
         #expect(refused.terminationStatus != 0 && text.contains("--allow-non-loopback"))
     }
 }
+
+@Suite struct ConformanceTests {
+    @Test func tritonsOwnClientUnderstandsTheServer() throws {
+        let script = Process()
+        script.executableURL = TestPaths.root.appendingPathComponent(".venv/bin/python")
+        script.arguments = [TestPaths.root.appendingPathComponent("tools/triton_conformance.py").path, "--binary", TestPaths.executable.path]
+        let output = Pipe()
+        script.standardOutput = output
+        script.standardError = output
+        try script.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        script.waitUntilExit()
+        #expect(script.terminationStatus == 0, "\(text)")
+        #expect(text.contains("6 passed, 0 failed"), "\(text)")
+    }
+}
