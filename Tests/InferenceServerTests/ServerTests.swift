@@ -27,6 +27,22 @@ let sampleCount = 3 * 224 * 224
         #expect(missing.status == 404 && (missing.json?["error"] as? String)?.contains("nope") == true)
     }
 
+    @Test func readyOnlyOnceThePoolIsUp() throws {
+        // A cold compile of four batch sizes keeps the pool busy well after the socket is bound.
+        let cache = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: cache) }
+        let server = try ServerHarness(["--model", "resnet50", "--max-batch", "4", "--cache-dir", cache.path], waitForReady: false)
+        defer { server.stop() }
+        let deadline = Date().addingTimeInterval(30)
+        while (try? server.request("GET", "/v2/health/live").status) != 200 && Date() < deadline { usleep(20_000) }
+        let early = try server.request("GET", "/v2/health/ready")
+        #expect(early.status == 503 && (early.json?["error"] as? String)?.contains("not ready") == true)
+        #expect(try server.request("GET", "/v2/models/resnet50/ready").status == 503)
+        while (try? server.request("GET", "/v2/health/ready").status) != 200 && Date() < deadline.addingTimeInterval(60) { usleep(50_000) }
+        #expect(try server.request("GET", "/v2/health/ready").status == 200)
+        #expect(try server.request("GET", "/v2/models/resnet50/ready").status == 200)
+    }
+
     @Test func imagesAsBytesWithTheClassificationExtension() throws {
         let server = try ServerHarness()
         defer { server.stop() }
@@ -224,6 +240,31 @@ let sampleCount = 3 * 224 * 224
         let replacement = try ServerHarness(socket: first.socket)
         defer { replacement.stop() }
         #expect(try replacement.request("GET", "/v2/health/ready").status == 200)
+    }
+
+    @Test func idleConnectionsAreClosed() throws {
+        let server = try ServerHarness(["--model", "tiny", "--idle-timeout", "1"])
+        defer { server.stop() }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+            buffer.copyBytes(from: server.socket.utf8)
+            buffer[server.socket.utf8.count] = 0
+        }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        try #require(connected == 0)
+        // Say nothing: the server hangs up after its idle timeout (recv sees end of file).
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let start = Date()
+        var byte: UInt8 = 0
+        let received = recv(fd, &byte, 1, 0)
+        #expect(received == 0, "the connection was not closed")
+        #expect(Date().timeIntervalSince(start) < 5)
     }
 
     @Test func tcpIsLoopbackUnlessAllowed() throws {
