@@ -59,7 +59,9 @@ struct Serve: AsyncParsableCommand {
         guard let mode = mode_t(socketMode, radix: 8), mode <= 0o777 else { throw ValidationError("--socket-mode must be octal, e.g. 600") }
         _ = mode
         guard maxBodyBytes >= 1 else { throw ValidationError("--max-body-bytes must be at least 1") }
-        guard requestTimeout > 0, idleTimeout > 0 else { throw ValidationError("timeouts must be positive") }
+        guard (0.001...86_400).contains(requestTimeout), (0.001...86_400).contains(idleTimeout) else {
+            throw ValidationError("--request-timeout and --idle-timeout take seconds from 0.001 to 86400")
+        }
         guard maxQueue >= 0 else { throw ValidationError("--max-queue must not be negative") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         if let tcp { _ = try tcpAddress(tcp) }
@@ -71,11 +73,21 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--tcp takes HOST:PORT, e.g. 127.0.0.1:8000")
         }
         let host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        let loopback = host == "localhost" || host == "::1" || host.hasPrefix("127.")
-        guard loopback || allowNonLoopback else {
+        guard allowNonLoopback || isLoopback(host) else {
             throw ValidationError("--tcp \(host) is not a loopback address; pass --allow-non-loopback to expose the service")
         }
         return (host, port)
+    }
+
+    /// localhost, 127.0.0.0/8 or ::1, parsed as addresses (so "127.evil.example" is not).
+    private func isLoopback(_ host: String) -> Bool {
+        if host == "localhost" { return true }
+        var v4 = in_addr(), v6 = in6_addr()
+        if inet_pton(AF_INET, host, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
+        if inet_pton(AF_INET6, host, &v6) == 1 {
+            return withUnsafeBytes(of: &v6) { $0.prefix(15).allSatisfy { $0 == 0 } && $0[15] == 1 }
+        }
+        return false
     }
 
     func run() async throws {

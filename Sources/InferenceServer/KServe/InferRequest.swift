@@ -80,13 +80,14 @@ struct InferRequest {
             samples = .tensors(count: batch, values: values)
         case "BYTES":
             guard shape.count == 1 || (shape.count == 2 && shape[1] == 1) else { throw .badRequest("BYTES input shape must be [N] or [N, 1], one image per element") }
-            let images = binarySize != nil ? try Self.lengthPrefixed(binary) : try Self.base64Strings(input["data"])
+            let images = binarySize != nil ? try Self.lengthPrefixed(binary, atMost: batch) : try Self.base64Strings(input["data"])
             guard images.count == batch else { throw .badRequest("shape says \(batch) images but \(images.count) were sent") }
             samples = .images(images)
         case let other:
             throw .badRequest("datatype \(other ?? "(none)") is not supported; send FP32 tensors or BYTES images")
         }
         let requested = object["outputs"] as? [[String: Any]] ?? [["name": outputName]]
+        guard requested.count == 1 else { throw .badRequest("\"outputs\" may name the model's one output, \"\(outputName)\", once") }
         outputs = try requested.map { output throws(ServerError) in
             let name = output["name"] as? String ?? ""
             guard name == outputName else { throw .badRequest("unknown output \"\(name)\"; the model's output is \"\(outputName)\"") }
@@ -117,10 +118,11 @@ struct InferRequest {
     }
 
     /// BYTES elements in the binary extension: each a 4-byte little-endian length, then the bytes.
-    private static func lengthPrefixed(_ data: Data) throws(ServerError) -> [Data] {
+    private static func lengthPrefixed(_ data: Data, atMost limit: Int) throws(ServerError) -> [Data] {
         var elements: [Data] = []
         var offset = data.startIndex
         while offset < data.endIndex {
+            guard elements.count < limit else { throw .badRequest("more BYTES elements than the shape's \(limit)") }
             guard data.endIndex - offset >= 4 else { throw .badRequest("BYTES data ends inside an element's length") }
             let length = data[offset..<offset + 4].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
             offset += 4

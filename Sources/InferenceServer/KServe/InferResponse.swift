@@ -30,7 +30,10 @@ struct InferResponse {
                 entry["datatype"] = "FP32"
                 entry["shape"] = [batch, classes]
                 bytes = scores.withUnsafeBufferPointer { Data(buffer: $0) }
-                if !output.binary { entry["data"] = scores.map(Double.init) }
+                if !output.binary {
+                    guard scores.allSatisfy(\.isFinite) else { throw ServerError(.internalServerError, "the model produced non-finite scores, which JSON cannot carry; ask for binary_data") }
+                    entry["data"] = scores.map(Double.init)
+                }
             }
             if output.binary {
                 entry["parameters"] = ["binary_data_size": bytes.count]

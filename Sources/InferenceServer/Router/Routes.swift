@@ -4,6 +4,8 @@ import HTTPTypes
 import Hummingbird
 import ImagePipeline
 import InferenceEngines
+import NIOCore
+import Synchronization
 import WorkerPool
 
 /// The KServe v2 / Open Inference Protocol routes, and `/v1/classify` for curl.
@@ -19,8 +21,9 @@ public func makeRouter(
             body: .init(byteBuffer: ByteBuffer(bytes: metrics.scrape(service.classifier.pool.status))))
     }
     router.get("/v2/health/live") { _, _ in HTTPResponse.Status.ok }
+    // The protocol answers "not ready" with a 4xx, as Triton does with 400.
     router.get("/v2/health/ready") { _, _ in
-        guard service.isReady else { throw ServerError(.serviceUnavailable, "the worker pool is not ready") }
+        guard service.isReady else { throw ServerError.badRequest("the worker pool is not ready") }
         return HTTPResponse.Status.ok
     }
     router.get("/v2") { _, _ in
@@ -35,13 +38,16 @@ public func makeRouter(
         try model(context, service, version: true)
         return try json(service.metadata)
     }
-    router.get("/v2/models/{model}/ready") { _, context in
-        try model(context, service)
-        guard service.isReady else { throw ServerError(.serviceUnavailable, "model \(service.name) is not ready") }
-        return HTTPResponse.Status.ok
+    let modelReady: @Sendable (Request, BasicRequestContext) async throws -> HTTPResponse.Status = { _, context in
+        try model(context, service, version: context.parameters.get("version") != nil)
+        guard service.isReady else { throw ServerError.badRequest("model \(service.name) is not ready") }
+        return .ok
     }
+    router.get("/v2/models/{model}/ready", use: modelReady)
+    router.get("/v2/models/{model}/versions/{version}/ready", use: modelReady)
     let infer: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, context in
         try model(context, service, version: context.parameters.get("version") != nil)
+        try requireReady(service)
         let body = try await collect(request, limit: maxBodyBytes)
         let headerLength = try request.headers[HTTPField.Name.inferenceHeaderContentLength].map { text throws(ServerError) in
             guard let length = Int(text) else { throw .badRequest("Inference-Header-Content-Length must be a number") }
@@ -65,6 +71,7 @@ public func makeRouter(
     router.post("/v1/classify") { request, context in
         let top = request.uri.queryParameters.get("top", as: Int.self) ?? 5
         guard (1...service.classes).contains(top) else { throw ServerError.badRequest("top must be 1...\(service.classes)") }
+        try requireReady(service)
         let body = try await collect(request, limit: maxBodyBytes)
         let timeout = try requestTimeout(request, parameter: nil, default: defaultTimeout)
         let classification = try await run(within: timeout) { try await service.classifier.classify(body, top: top) }
@@ -122,13 +129,24 @@ private func model(_ context: BasicRequestContext, _ service: ModelService, vers
     if version, context.parameters.get("version") != "1" { throw ServerError(.notFound, "model \(service.name) has only version 1") }
 }
 
+/// Inference waits for no warm-up: until every worker is ready, clients are told to come back.
+private func requireReady(_ service: ModelService) throws {
+    guard service.isReady else {
+        var error = ServerError(.serviceUnavailable, "model \(service.name) is not ready yet")
+        error.headers[.retryAfter] = "1"
+        throw error
+    }
+}
+
 /// The whole body, or 413 past `limit`.
 private func collect(_ request: Request, limit: Int) async throws -> Data {
     var request = request
     do {
         return Data(buffer: try await request.collectBody(upTo: limit))
-    } catch {
+    } catch is NIOTooManyBytesError {
         throw ServerError(.contentTooLarge, "the request body is over the \(limit)-byte limit")
+    } catch {
+        throw ServerError.badRequest("the request body could not be read: \(error)")
     }
 }
 
@@ -146,21 +164,27 @@ private func requestTimeout(_ request: Request, parameter microseconds: Int?, de
     return fallback
 }
 
-/// Runs `body` until `timeout`, then answers 504; work still waiting for a slot is dropped.
+/// Answers with `body`'s result, or 504 once `timeout` passes, whichever comes first. The
+/// late work is cancelled: still waiting for a slot, it is dropped; already on a worker, it
+/// finishes there and its slot is freed, but nobody waits for it.
 /// Maps what the pool and the decoder throw to the statuses a client can act on.
 private func run<Result: Sendable>(within timeout: Duration, _ body: @escaping @Sendable () async throws -> Result) async throws -> Result {
     do {
-        return try await withThrowingTaskGroup(of: Result?.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Result, Error>) in
+            let answer = FirstAnswer(continuation)
+            let work = Task {
+                do {
+                    answer.resume(with: .success(try await body()))
+                } catch {
+                    answer.resume(with: .failure(error))
+                }
             }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let result = first else {
-                throw ServerError(.gatewayTimeout, "the request did not finish within its \(timeout) deadline")
+            Task {
+                try? await Task.sleep(for: timeout)
+                if answer.resume(with: .failure(ServerError(.gatewayTimeout, "the request did not finish within its \(timeout) deadline"))) {
+                    work.cancel()
+                }
             }
-            return result
         }
     } catch let error as ServerError {
         throw error
@@ -177,11 +201,39 @@ private func run<Result: Sendable>(within timeout: Duration, _ body: @escaping @
     }
 }
 
-/// 503, with `Retry-After` when the pool is only busy.
+/// 503 while the pool cannot serve (with `Retry-After` when it is only busy); 500 when the
+/// work itself failed.
 private func unavailable(_ error: PoolError) -> ServerError {
-    var reply = ServerError(.serviceUnavailable, error.description)
-    if case .overloaded = error { reply.headers[.retryAfter] = "1" }
-    return reply
+    switch error {
+    case .overloaded:
+        var reply = ServerError(.serviceUnavailable, error.description)
+        reply.headers[.retryAfter] = "1"
+        return reply
+    case .unhealthy, .stopped, .startFailed:
+        return ServerError(.serviceUnavailable, error.description)
+    case .inferenceFailed, .invalidConfiguration:
+        return ServerError(.internalServerError, error.description)
+    }
+}
+
+/// Resumes a continuation once: the first of several racing answers wins.
+private final class FirstAnswer<Result: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<Result, Error>?>
+
+    init(_ continuation: CheckedContinuation<Result, Error>) {
+        self.continuation = Mutex(continuation)
+    }
+
+    /// True when this answer was the first.
+    @discardableResult
+    func resume(with result: Swift.Result<Result, Error>) -> Bool {
+        guard let continuation = self.continuation.withLock({ value -> CheckedContinuation<Result, Error>? in
+            defer { value = nil }
+            return value
+        }) else { return false }
+        continuation.resume(with: result)
+        return true
+    }
 }
 
 private func json(_ object: [String: Any]) throws -> Response {

@@ -7,6 +7,7 @@ import InferenceEngines
 import Logging
 import NIOCore
 import ServiceLifecycle
+import Synchronization
 
 /// Where and how the server listens.
 public struct ServerConfiguration: Sendable {
@@ -72,14 +73,24 @@ public enum InferenceServer {
                 logger: logger))
         }
         let path = configuration.socketPath, mode = configuration.socketMode
+        // Nothing the server creates is readable by others; the socket then gets its mode.
+        umask(0o077)
+        let bound = Mutex<ino_t?>(nil)
         let app = Application(
             router: router, server: configuration.http, configuration: .init(address: .unixDomainSocket(path: path), serverName: "visionpool"),
             services: services,
             onServerRunning: { _ in
-                chmod(path, mode)
+                if chmod(path, mode) != 0 { logger.error("cannot set mode \(String(mode, radix: 8)) on \(path)") }
+                var status = stat()
+                if lstat(path, &status) == 0 { bound.withLock { $0 = status.st_ino } }
                 logger.info("listening on unix:\(path)\(configuration.tcpPort.map { " and http://\(configuration.tcpHost ?? ""):\($0)" } ?? "")")
             },
             logger: logger)
+        defer {
+            // Remove the socket file if it is still the one this server made.
+            var status = stat()
+            if let inode = bound.withLock({ $0 }), lstat(path, &status) == 0, status.st_ino == inode { unlink(path) }
+        }
         try await app.runService()
     }
 
@@ -91,6 +102,7 @@ public enum InferenceServer {
             throw ServerStartError(description: "\(path) exists and is not a socket; choose another --socket path")
         }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw ServerStartError(description: "cannot check \(path): socket() failed with errno \(errno)") }
         defer { close(fd) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
@@ -104,7 +116,9 @@ public enum InferenceServer {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         if connected == 0 { throw ServerStartError(description: "a server is already listening on \(path)") }
-        unlink(path)
+        // Only a refused connection proves the file is stale; anything else may be a live server.
+        guard errno == ECONNREFUSED else { throw ServerStartError(description: "cannot tell whether \(path) is in use (errno \(errno))") }
+        guard unlink(path) == 0 else { throw ServerStartError(description: "cannot remove the stale socket \(path) (errno \(errno))") }
     }
 }
 
