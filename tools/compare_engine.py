@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from release_binary import ROOT, release_binary
 
 
 def visionpool_rate(binary: Path, model: str, threads: int, seconds: float, precision: str) -> float:
@@ -49,11 +49,7 @@ def main() -> None:
     parser.add_argument("--precisions", default="default,f32")
     args = parser.parse_args()
 
-    bin_dir = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, check=True,
-                             capture_output=True, text=True).stdout.strip()
-    binary = Path(bin_dir) / "visionpool"
-    if not binary.exists():
-        sys.exit(f"{binary} is missing: run tools/setup.sh (or swift build -c release) first")
+    binary = release_binary()
     model_file = ROOT / "Models" / f"{args.model}.onnx"
 
     print(f"{args.model}, batch 1, {args.threads} threads, {args.seconds:g} s per run, {args.rounds} rounds alternating")

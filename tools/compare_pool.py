@@ -16,9 +16,8 @@ import os
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from release_binary import release_binary
 
 
 def bench(binary, arguments, seconds):
@@ -37,9 +36,7 @@ def main():
     parser.add_argument("--batches", default="1,2,4,8")
     args = parser.parse_args()
 
-    bin_dir = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, check=True,
-                             capture_output=True, text=True).stdout.strip()
-    binary = Path(bin_dir) / "visionpool"
+    binary = release_binary()
     cpus = len(os.sched_getaffinity(0))
     model = ["--model", args.model, "--precision", "f32"]
     shapes = {

@@ -18,7 +18,6 @@ import os
 import random
 import signal
 import socket
-import statistics
 import struct
 import subprocess
 import sys
@@ -26,11 +25,10 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
+from release_binary import ROOT, release_binary
 
 
 class UnixConnection(http.client.HTTPConnection):
@@ -137,8 +135,7 @@ def main():
     parser.add_argument("--server-args", default="", help="extra arguments for visionpool serve")
     args = parser.parse_args()
 
-    binary = os.path.join(subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, check=True,
-                                         capture_output=True, text=True).stdout.strip(), "visionpool")
+    binary = str(release_binary())
     path = os.path.join(tempfile.mkdtemp(prefix="visionpool-load-"), "visionpool.sock")
     server = subprocess.Popen([binary, "serve", "--socket", path, "--model", args.model, *args.server_args.split()],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -11,19 +11,17 @@ fails.
 """
 
 import argparse
-import os
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import tritonclient.http as http
 
-ROOT = Path(__file__).resolve().parent.parent
+from release_binary import ROOT, release_binary
 CAT_CLASSES = range(281, 286)
 
 
@@ -121,9 +119,7 @@ def main():
     if args.url:
         client = http.InferenceServerClient(url=args.url)
     else:
-        binary = args.binary or os.path.join(subprocess.run(
-            ["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, check=True, capture_output=True, text=True
-        ).stdout.strip(), "visionpool")
+        binary = args.binary or str(release_binary())
         server, client = start_server(binary, args.model)
     passed = failed = 0
     try:

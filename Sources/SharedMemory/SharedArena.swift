@@ -112,28 +112,29 @@ public final class SharedArena: @unchecked Sendable {
 
     /// The input tensors of `batch` samples in `slot`.
     public func input(slot: Int, batch: Int) -> UnsafeMutableBufferPointer<Float> {
-        precondition((1...layout.maxBatch).contains(batch), "batch \(batch) is outside 1...\(layout.maxBatch)")
-        let start = (base + layout.tensorOffsets(slot: slot).input).assumingMemoryBound(to: Float.self)
-        return UnsafeMutableBufferPointer(start: start, count: batch * layout.inputFloatsPerSample)
+        tensors(at: layout.tensorOffsets(slot: slot).input, floatsPerSample: layout.inputFloatsPerSample, first: 0, count: batch)
     }
 
     /// Sample `index`'s input tensor in `slot`.
     public func input(slot: Int, sample index: Int) -> UnsafeMutableBufferPointer<Float> {
-        let all = input(slot: slot, batch: index + 1)
-        return UnsafeMutableBufferPointer(rebasing: all[(index * layout.inputFloatsPerSample)...])
+        tensors(at: layout.tensorOffsets(slot: slot).input, floatsPerSample: layout.inputFloatsPerSample, first: index, count: 1)
     }
 
     /// The scores of `batch` samples in `slot`.
     public func output(slot: Int, batch: Int) -> UnsafeMutableBufferPointer<Float> {
-        precondition((1...layout.maxBatch).contains(batch), "batch \(batch) is outside 1...\(layout.maxBatch)")
-        let start = (base + layout.tensorOffsets(slot: slot).output).assumingMemoryBound(to: Float.self)
-        return UnsafeMutableBufferPointer(start: start, count: batch * layout.outputFloatsPerSample)
+        tensors(at: layout.tensorOffsets(slot: slot).output, floatsPerSample: layout.outputFloatsPerSample, first: 0, count: batch)
     }
 
     /// Sample `index`'s scores in `slot`.
     public func output(slot: Int, sample index: Int) -> UnsafeBufferPointer<Float> {
-        let all = output(slot: slot, batch: index + 1)
-        return UnsafeBufferPointer(rebasing: all[(index * layout.outputFloatsPerSample)...])
+        UnsafeBufferPointer(tensors(at: layout.tensorOffsets(slot: slot).output, floatsPerSample: layout.outputFloatsPerSample, first: index, count: 1))
+    }
+
+    /// Samples `first ..< first + count` of the tensors that start at `offset`.
+    private func tensors(at offset: Int, floatsPerSample: Int, first: Int, count: Int) -> UnsafeMutableBufferPointer<Float> {
+        precondition(first >= 0 && count >= 1 && first + count <= layout.maxBatch, "samples \(first)..<\(first + count) are outside the slot's \(layout.maxBatch)")
+        let start = (base + offset).assumingMemoryBound(to: Float.self) + first * floatsPerSample
+        return UnsafeMutableBufferPointer(start: start, count: count * floatsPerSample)
     }
 
     /// The offset of `address` from the mapping's start, if it lies inside the mapping.

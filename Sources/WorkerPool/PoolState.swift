@@ -1,4 +1,5 @@
 import Glibc
+import InferenceEngines
 import SystemPackage
 
 extension WorkerPool {
@@ -62,6 +63,8 @@ extension WorkerPool {
         }
 
         var acceptsRequests: Bool { health == .starting || health == .ready }
+        /// Workers are still needed: the pool serves, or a stopping pool has batches queued.
+        var needsWorkers: Bool { !stopRequested || !dispatchQueue.isEmpty }
 
         // MARK: Requests
 
@@ -105,10 +108,14 @@ extension WorkerPool {
 
         /// A request is done with its position; the last one frees the slot.
         mutating func release(slot: Int) {
-            guard var batch = batches[slot] else { return }
-            batch.outstanding -= 1
-            batches[slot] = batch
-            guard batch.outstanding == 0, batch.sealed else { return }
+            guard batches[slot] != nil else { return }
+            batches[slot]!.outstanding -= 1
+            freeIfDone(slot)
+        }
+
+        /// A sealed batch that no request holds any more gives its slot back.
+        private mutating func freeIfDone(_ slot: Int) {
+            guard let batch = batches[slot], batch.outstanding == 0, batch.sealed else { return }
             batches[slot] = nil
             dispatchQueue.removeAll { $0 == slot }
             freeSlots.append(slot)
@@ -121,10 +128,7 @@ extension WorkerPool {
             batches[slot]!.sealed = true
             filling = nil
             enqueueIfComplete(slot)
-            if batches[slot]?.outstanding == 0 {
-                batches[slot]!.outstanding = 1
-                release(slot: slot)
-            }
+            freeIfDone(slot)
         }
 
         /// A sealed batch whose every position is written goes to the dispatch queue.
@@ -200,11 +204,10 @@ extension WorkerPool {
                 watched.append((worker.channel.descriptor.rawValue, .control(worker.pid)))
                 watched.append((worker.exitWatch.rawValue, .exit(worker.pid)))
             }
-            var due = stopRequested && dispatchQueue.isEmpty ? nil : respawnAt.values.min()
+            var due = needsWorkers ? respawnAt.values.min() : nil
             if let slot = filling, let deadline = batches[slot]?.deadline { due = min(due ?? deadline, deadline) }
             guard let due else { return (watched, 1000) }
-            let milliseconds = Double((due - .now).components.attoseconds) / 1e15 + Double((due - .now).components.seconds) * 1000
-            return (watched, Int32(max(0, min(1000, milliseconds.rounded(.up)))))
+            return (watched, Int32(max(0, min(1000, ((due - .now).seconds * 1000).rounded(.up)))))
         }
     }
 }

@@ -70,8 +70,7 @@ public enum WorkerMain {
             reply.text = error.message
             return reply
         }
-        let elapsed = ContinuousClock.now - start
-        reply.inferenceNanoseconds = UInt64(elapsed.components.seconds) * 1_000_000_000 + UInt64(elapsed.components.attoseconds / 1_000_000_000)
+        reply.inferenceNanoseconds = UInt64(((ContinuousClock.now - start).seconds * 1e9).rounded())
         // Report where the engine's tensors really are: OpenVINO's own bound addresses.
         var bound: (input: UnsafeRawPointer?, output: UnsafeRawPointer?) = (UnsafeRawPointer(input.baseAddress), UnsafeRawPointer(output.baseAddress))
         if let openvino = engine as? OpenVINOEngine { bound = openvino.boundBuffers(batch: message.batch) }

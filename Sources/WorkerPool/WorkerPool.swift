@@ -330,7 +330,7 @@ public final class WorkerPool: @unchecked Sendable {
                 state.finish(slot: slot, with: .failure(PoolError.inferenceFailed("the batch crashed two workers")))
             }
         }
-        guard !state.stopRequested || !state.dispatchQueue.isEmpty else { return }
+        guard state.needsWorkers else { return }
         if worker.stopping {
             state.respawnAt[worker.seat] = .now
             return
@@ -381,7 +381,7 @@ public final class WorkerPool: @unchecked Sendable {
     }
 
     private func respawnDueSeats(in state: inout State) {
-        guard !state.stopRequested || !state.dispatchQueue.isEmpty else { return }
+        guard state.needsWorkers else { return }
         let now = ContinuousClock.now
         for (seat, due) in state.respawnAt where due <= now {
             guard state.acceptsRequests || state.stopRequested else { return }

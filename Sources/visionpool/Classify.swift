@@ -94,6 +94,12 @@ struct Classify: AsyncParsableCommand {
         try await withThrowingTaskGroup(of: (Int, Result<Output, Error>).self) { group in
             var finished: [Int: Result<Output, Error>] = [:]
             var next = 0
+            func flush() {
+                while let outcome = finished.removeValue(forKey: next) {
+                    each(items[next], outcome)
+                    next += 1
+                }
+            }
             for (index, item) in items.enumerated() {
                 if index >= window, let (done, outcome) = try await group.next() { finished[done] = outcome }
                 group.addTask {
@@ -103,17 +109,11 @@ struct Classify: AsyncParsableCommand {
                         return (index, .failure(error))
                     }
                 }
-                while let outcome = finished.removeValue(forKey: next) {
-                    each(items[next], outcome)
-                    next += 1
-                }
+                flush()
             }
             for try await (done, outcome) in group {
                 finished[done] = outcome
-                while let outcome = finished.removeValue(forKey: next) {
-                    each(items[next], outcome)
-                    next += 1
-                }
+                flush()
             }
         }
     }

@@ -258,17 +258,20 @@ func readyWorker(_ pool: WorkerPool, notIn excluded: Set<Int32>) async -> Int32?
 
 /// Whether `pid` exists and has not exited (a zombie waiting for its new parent to reap it has).
 func isRunning(_ pid: Int32) -> Bool {
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let state = stat.split(separator: ")").last?.split(separator: " ").first else { return false }
+    guard let state = statFields(pid)?.first else { return false }
     return state != "Z" && state != "X"
+}
+
+/// The fields of /proc/PID/stat after the command name: state, parent pid, …
+func statFields(_ pid: Int32) -> [Substring]? {
+    (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8))?.split(separator: ")").last?.split(separator: " ")
 }
 
 /// Processes whose parent is `parent`.
 func childrenOf(_ parent: Int32) -> [Int32] {
     let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
     return entries.compactMap(Int32.init).filter { pid in
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let fields = stat.split(separator: ")").last?.split(separator: " "), fields.count > 1 else { return false }
+        guard let fields = statFields(pid), fields.count > 1 else { return false }
         return Int32(fields[1]) == parent
     }
 }

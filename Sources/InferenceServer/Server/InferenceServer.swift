@@ -40,9 +40,8 @@ public struct ServerConfiguration: Sendable {
 
     /// HTTP/1 with an idle timeout and bounded headers (oversized ones close the connection).
     var http: HTTPServerBuilder {
-        let idle = TimeAmount.nanoseconds(idleTimeout.components.seconds * 1_000_000_000 + idleTimeout.components.attoseconds / 1_000_000_000)
-        return .http1(configuration: .init(
-            idleTimeout: idle, httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 << 10, maxHeaderListSize: 64 << 10, maxHeaderFieldCount: 100)))
+        .http1(configuration: .init(
+            idleTimeout: TimeAmount(idleTimeout), httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 << 10, maxHeaderListSize: 64 << 10, maxHeaderFieldCount: 100)))
     }
 
     /// `$XDG_RUNTIME_DIR/visionpool.sock`, else `/tmp/visionpool-UID.sock`.

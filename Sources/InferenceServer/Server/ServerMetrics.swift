@@ -7,6 +7,9 @@ public struct ServerMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     let model: String
     private let inFlight: Meter
+    /// Made once: looking a metric up in the registry takes a lock, and these are per request.
+    private let stages: [String: Metrics.Timer]
+    private let batchSizes: Recorder
 
     /// Bootstraps swift-metrics with a Prometheus registry (once per process) for `model`.
     public static func bootstrap(model: String) -> ServerMetrics {
@@ -20,7 +23,12 @@ public struct ServerMetrics: Sendable {
         factory.defaultDurationHistogramBuckets = stages
         factory.valueHistogramBuckets = ["visionpool_batch_size": [1, 2, 4, 8, 16]]
         MetricsSystem.bootstrap(factory)
-        return ServerMetrics(registry: registry, model: model, inFlight: Meter(label: "visionpool_in_flight_requests", dimensions: [("model", model)]))
+        return ServerMetrics(
+            registry: registry, model: model, inFlight: Meter(label: "visionpool_in_flight_requests", dimensions: [("model", model)]),
+            stages: Dictionary(uniqueKeysWithValues: ["queue", "decode", "inference", "total"].map {
+                ($0, Metrics.Timer(label: "visionpool_stage_seconds", dimensions: [("model", model), ("stage", $0)]))
+            }),
+            batchSizes: Recorder(label: "visionpool_batch_size", dimensions: [("model", model)], aggregate: true))
     }
 
     /// One finished request: its outcome (the status code) and how long it took.
@@ -31,12 +39,11 @@ public struct ServerMetrics: Sendable {
 
     /// Time spent in one stage: queue, decode, inference, total.
     func stage(_ name: String, seconds: Double) {
-        Metrics.Timer(label: "visionpool_stage_seconds", dimensions: [("model", model), ("stage", name)])
-            .recordNanoseconds(Int64(seconds * 1e9))
+        stages[name]?.recordNanoseconds(Int64(seconds * 1e9))
     }
 
     func batch(size: Int) {
-        Recorder(label: "visionpool_batch_size", dimensions: [("model", model)], aggregate: true).record(size)
+        batchSizes.record(size)
     }
 
     func began() { inFlight.increment() }
