@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // Native libraries behind small C headers.
@@ -48,6 +49,15 @@ let package = Package(
             cxxSettings: [.unsafeFlags([openCVInclude, "-O2"])],
             linkerSettings: [
                 .linkedLibrary("opencv_dnn"),
+                .linkedLibrary("opencv_core"),
+            ]
+        ),
+        .target(
+            name: "COpenCVCanvas",
+            cxxSettings: [.unsafeFlags([openCVInclude, "-O2"])],
+            linkerSettings: [
+                .linkedLibrary("opencv_imgcodecs"),
+                .linkedLibrary("opencv_imgproc"),
                 .linkedLibrary("opencv_core"),
             ]
         ),
@@ -76,7 +86,13 @@ let package = Package(
         .target(name: "Classification", dependencies: ["ImagePipeline", "ModelCatalog", "InferenceEngines", "WorkerPool"]),
         .target(
             name: "Benchmarking",
-            dependencies: ["InferenceEngines", "ModelCatalog", "WorkerPool", .product(name: "Histogram", package: "hdrhistogram-swift")]
+            dependencies: [
+                "Classification", "ImagePipeline", "InferenceEngines", "ModelCatalog", "WorkerPool", "COpenCVCanvas", "CLinuxShims",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
         ),
         .target(
             name: "InferenceServer",
@@ -107,7 +123,7 @@ let package = Package(
         .testTarget(name: "ModelCatalogTests", dependencies: ["ModelCatalog", "TestSupport"]),
         .testTarget(name: "InferenceEnginesTests", dependencies: ["InferenceEngines", "TestSupport"]),
         .testTarget(name: "ClassificationTests", dependencies: ["Classification", "TestSupport"]),
-        .testTarget(name: "BenchmarkingTests", dependencies: ["Benchmarking", "TestSupport"]),
+        .testTarget(name: "BenchmarkingTests", dependencies: ["Benchmarking", "visionpool", "TestSupport"]),
         .testTarget(name: "SharedMemoryTests", dependencies: ["SharedMemory", "TestSupport"]),
         .testTarget(name: "InferenceServerTests", dependencies: ["visionpool", "TestSupport"]),
         .testTarget(name: "WorkerPoolTests", dependencies: ["WorkerPool", "Classification", "visionpool", "TestSupport"]),

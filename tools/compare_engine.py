@@ -23,9 +23,9 @@ from release_binary import ROOT, release_binary
 
 def visionpool_rate(binary: Path, model: str, threads: int, seconds: float, precision: str) -> float:
     command = [str(binary), "bench", "--in-process", "--model", model, "--threads", str(threads),
-               "--precision", precision, "--duration", str(seconds), "--warm-up", "2", "--json"]
+               "--precision", precision, "--duration", str(seconds), "--warm-up", "2", "--json", "-"]
     report = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
-    return report["result"]["images_per_second"]
+    return report["runs"][0]["measurement"]["images_per_second"]
 
 
 def benchmark_app_rate(model_file: Path, seconds: float, precision: str) -> float:

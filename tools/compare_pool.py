@@ -21,11 +21,11 @@ from release_binary import release_binary
 
 
 def bench(binary, arguments, seconds):
-    command = [str(binary), "bench", *arguments, "--duration", str(seconds), "--warm-up", "2", "--json"]
+    command = [str(binary), "bench", *arguments, "--workload", "tensor", "--duration", str(seconds), "--warm-up", "2", "--json", "-"]
     run = subprocess.run(command, capture_output=True, text=True)
     if run.returncode != 0:
         sys.exit(f"{' '.join(command)} failed:\n{run.stderr[-2000:]}")
-    return json.loads(run.stdout)["result"]
+    return json.loads(run.stdout)["runs"][0]["measurement"]
 
 
 def main():
@@ -61,12 +61,13 @@ def main():
         rate = statistics.median(values)
         print(f"{name:<32} {rate:>9.1f} {rate / baseline:>13.3f}   {[round(v, 1) for v in values]}")
 
-    print("\npool overhead per request on `tiny` (tensor written → scores read, less inference), 1 request in flight:")
+    print("\npool cost per request on `tiny` (latency less inference, p50), 1 request in flight:")
     for _ in range(args.rounds):
         result = bench(binary, ["--model", "tiny", "--pool", "--concurrency", "1"], min(args.seconds, 5))
-        overhead = result["overhead"]
-        print(f"  p50 {overhead['p50'] * 1000:.0f} µs  p90 {overhead['p90'] * 1000:.0f} µs  p99 {overhead['p99'] * 1000:.0f} µs"
-              f"  ({result['requests']} requests, {result['images_per_second']:.0f} images/s)")
+        stages = result["stages"]
+        overhead = result["latency"]["p50"] - stages["inference"]["p50"]
+        print(f"  {overhead * 1000:.0f} µs  (queue {stages['queue']['p50'] * 1000:.0f} µs, copy {stages['decode']['p50'] * 1000:.0f} µs, "
+              f"hand-back {stages['handoff']['p50'] * 1000:.0f} µs; {result['requests']} requests, {result['images_per_second']:.0f} images/s)")
 
 
 if __name__ == "__main__":

@@ -73,6 +73,10 @@ step "$current: images for every decoder path and their numpy reference tensors"
 $python tools/testdata/make_fixtures.py --samples Models/samples --out Tests/Fixtures/images
 $python tools/testdata/reference_preprocess.py --manifest tools/testdata/references.json
 
+current="benchmark images"
+step "$current: ImageNet-size and 12 MP camera-size JPEGs into Models/bench"
+$python tools/testdata/make_bench_images.py --samples Models/samples --out Models/bench
+
 if $prepare_only; then
     exit 0
 fi

@@ -23,6 +23,13 @@ int CLinuxShims_set_parent_death_signal(int signal) { return prctl(PR_SET_PDEATH
 
 int CLinuxShims_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 
+pid_t CLinuxShims_peer_pid(int fd) {
+    struct ucred credentials;
+    socklen_t length = sizeof(credentials);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return -1;
+    return credentials.pid;
+}
+
 int CLinuxShims_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
 
 int CLinuxShims_set_affinity(pid_t pid, const int32_t *cpus, size_t count) {

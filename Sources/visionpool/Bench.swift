@@ -2,86 +2,232 @@ import ArgumentParser
 import Benchmarking
 import Classification
 import Foundation
+import ImagePipeline
 import InferenceEngines
 import ModelCatalog
 import WorkerPool
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure throughput and latency.",
+        abstract: "Measure throughput and latency: of the engine, the worker pool, or a running server.",
         discussion: """
-            --in-process (the default) runs the engine alone on a pre-built tensor, back to back, the way \
-            OpenVINO's `benchmark_app -hint latency` does, so the two can be compared on the same ONNX file. \
-            --pool sends pre-built tensors through the worker pool with --concurrency requests in flight, and \
-            also reports the pool's own cost per request (latency less the worker's inference time).
+            Targets: --in-process (the default) runs the engine alone in this process, one request at a time, \
+            the way OpenVINO's `benchmark_app -hint latency` does; --pool goes through the worker pool and \
+            shared memory without HTTP; --socket PATH or --url URL measures a running `visionpool serve` (or any \
+            KServe v2 server) end to end. Every target is measured the same way.
+
+            Workloads (--workload, NAME[=WEIGHT],…): tensor (pre-built tensors, no decoding), imagenet (≈500×375 \
+            JPEGs), camera (12 MP JPEGs), or a folder of your images; several mix by weight, e.g. imagenet=3,camera=1. \
+            The JPEGs are made from the bundled photos by tools/setup.sh into the catalog's bench/ folder.
+
+            Load: a closed loop with --concurrency requests in flight (capacity), or an open loop with Poisson \
+            arrivals at --rate per second (latency under a given load; it counts from each scheduled arrival, so \
+            queueing shows). Warm-up requests are not counted.
+
+            Sweeps: --sweep workers=1,2 threads=1,2 batch=1,4,8 runs every combination in one invocation under \
+            the same load and recommends one configuration for throughput and one for latency.
+
+            Output: a table; --json FILE (- for standard output; schema in docs/bench-report.schema.json); \
+            --chart FILE.png.
+
+            Examples:
+              visionpool bench --in-process --model resnet50 --threads 2
+              visionpool bench --pool --workload imagenet --sweep workers=1,2 batch=1,4 --chart sweep.png
+              visionpool bench --socket /tmp/vp.sock --workload imagenet=3,camera=1 --rate 40 --json run.json
             """
     )
 
-    @Flag(help: "Measure the engine alone in this process.")
+    @Flag(help: "Target: the engine alone in this process (default).")
     var inProcess = false
 
-    @Flag(help: "Measure the worker pool (shared-memory slots, worker processes), without HTTP.")
+    @Flag(help: "Target: the worker pool (shared-memory slots, worker processes), without HTTP.")
     var pool = false
 
+    @Option(help: "Target: a running server's Unix-domain socket.", completion: .file())
+    var socket: String?
+
+    @Option(help: "Target: a running KServe v2 server's base URL, e.g. http://127.0.0.1:8000.")
+    var url: String?
+
     @OptionGroup var selection: ModelSelection
-    @OptionGroup var engine: EngineSelection
+    @OptionGroup(title: "Engine (--in-process and --pool)") var engine: EngineSelection
     @OptionGroup(title: "Worker pool (--pool)") var poolShape: PoolSelection
 
     @Option(help: "Images per inference (--in-process).")
     var batch: Int = 1
 
-    @Option(help: "Requests in flight (--pool); default: two batches per worker.")
+    @Option(help: ArgumentHelp("What to send: NAME[=WEIGHT],… with NAME tensor, imagenet, camera or a folder.",
+                               discussion: "Default: tensor for --in-process, imagenet otherwise."))
+    var workload: String?
+
+    @Option(help: ArgumentHelp("Closed loop: requests in flight.",
+                               discussion: "Default: 1 in process; two batches per worker for the pool; 2 per CPU for a server."))
     var concurrency: Int?
 
-    @Option(help: "Seconds to measure.")
+    @Option(help: "Open loop: requests per second, Poisson arrivals (instead of --concurrency).")
+    var rate: Double?
+
+    @Option(help: "Seconds to measure, per configuration.")
     var duration: Double = 10
+
+    @Option(help: "Measure this many requests instead (still at most --duration seconds).")
+    var requests: Int?
 
     @Option(help: "Seconds to run before measuring (engine warm-up, caches, clocks).")
     var warmUp: Double = 2
 
-    @Flag(help: "Print the result as JSON.")
-    var json = false
+    @Option(parsing: .upToNextOption, help: ArgumentHelp("Run every combination of NAME=V1,V2,… (workers, threads, batch).", valueName: "term"))
+    var sweep: [String] = []
 
-    func validate() throws {
-        guard !(inProcess && pool) else { throw ValidationError("choose one target: --in-process or --pool") }
-        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
-        guard concurrency.map({ $0 >= 1 }) ?? true else { throw ValidationError("--concurrency must be at least 1") }
-        guard duration > 0 else { throw ValidationError("--duration must be positive") }
-        guard warmUp >= 0 else { throw ValidationError("--warm-up must not be negative") }
+    @Option(help: "Seconds a request to a server may take.")
+    var requestTimeout: Double = 60
+
+    @Option(help: "Write the report as JSON to this file (- for standard output).", completion: .file())
+    var json: String?
+
+    @Option(help: "Draw throughput and latency per configuration into this PNG file.", completion: .file())
+    var chart: String?
+
+    private enum TargetKind: String { case inProcess = "in-process", pool, socket, url }
+
+    private var targetKind: TargetKind {
+        if pool { return .pool }
+        if socket != nil { return .socket }
+        if url != nil { return .url }
+        return .inProcess
     }
 
-    func run() async throws {
-        let entry = try selection.catalog.entry(named: selection.model)
-        if pool {
-            try await runPool(entry)
-        } else {
-            try runInProcess(entry)
+    func validate() throws {
+        let chosen = [inProcess, pool, socket != nil, url != nil].filter { $0 }.count
+        guard chosen <= 1 else { throw ValidationError("choose one target: --in-process, --pool, --socket or --url") }
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        guard concurrency.map({ $0 >= 1 }) ?? true else { throw ValidationError("--concurrency must be at least 1") }
+        guard rate.map({ $0 > 0 && $0.isFinite }) ?? true else { throw ValidationError("--rate must be a positive number of requests per second") }
+        guard concurrency == nil || rate == nil else { throw ValidationError("--concurrency is a closed loop and --rate an open one: give one") }
+        guard duration > 0 else { throw ValidationError("--duration must be positive") }
+        guard requests.map({ $0 >= 1 }) ?? true else { throw ValidationError("--requests must be at least 1") }
+        guard warmUp >= 0 else { throw ValidationError("--warm-up must not be negative") }
+        guard requestTimeout > 0 else { throw ValidationError("--request-timeout must be positive") }
+        let parsed = try parsedSweep()
+        if !parsed.values.isEmpty {
+            guard targetKind == .pool || targetKind == .inProcess else {
+                throw ValidationError("--sweep needs --pool or --in-process: a running server's shape is fixed")
+            }
+            guard targetKind == .pool || parsed.values[.workers] == nil else { throw ValidationError("--sweep workers=… needs --pool") }
+        }
+        if let workload { _ = try Workload.parse(workload) }
+    }
+
+    private func parsedSweep() throws -> Sweep {
+        do {
+            return try Sweep(parsing: sweep)
+        } catch {
+            throw ValidationError(error.description)
         }
     }
 
-    private func runInProcess(_ entry: CatalogEntry) throws {
-        let startup = ContinuousClock.now
-        let engine = try makeEngine(model: try EngineModel(entry: entry), options: engine.options)
-        let ready = (ContinuousClock.now - startup).seconds
-        let result = try EngineBenchmark.run(
-            engine: engine, batch: batch, warmUp: .seconds(warmUp), duration: .seconds(duration), progress: Self.showProgress)
-        Self.clearProgress()
-        if json { return try printJSON(Report(target: "in-process", model: entry.manifest.name, readySeconds: ready, result: result)) }
-        let latency = result.latency
-        print("""
-            model       \(entry.manifest.name) (\(entry.modelURL.lastPathComponent))
-            engine      \(result.engine.kind.rawValue) \(result.engine.version), precision \(result.engine.precision), \(result.engine.threads) threads, batch \(result.batch)
-            ready in    \(format(ready)) s
-            throughput  \(String(format: "%.1f", result.imagesPerSecond)) images/s (\(result.iterations) inferences in \(String(format: "%.1f", result.seconds)) s)
-            latency ms  \(percentiles(latency))
-            """)
+    func run() async throws {
+        let started = Date()
+        let kind = targetKind
+        let limits = RunLimits(warmUp: .seconds(warmUp), duration: .seconds(duration), requests: requests)
+        let cpus = CPUPlacement.availableCPUs().count
+        let workloadText = workload ?? (kind == .inProcess ? "tensor" : "imagenet")
+        let benchDirectory = selection.catalog.directory.appendingPathComponent("bench", isDirectory: true)
+        var runs: [BenchRun] = []
+        var skipped: [SkippedRun] = []
+        let load: LoadModel
+        let target: BenchReport.Target
+        let loaded: Workload
+
+        switch kind {
+        case .socket, .url:
+            let connections = concurrency ?? (rate == nil ? 2 * cpus : 256)
+            let server = try await HTTPTarget.connect(
+                socketPath: socket, url: url, model: selection.model, connections: connections, timeout: .seconds(requestTimeout))
+            do {
+                loaded = try Workload.load(workloadText, benchDirectory: benchDirectory, sampleShape: server.sampleShape)
+                load = rate.map { .open(rate: $0) } ?? .closed(concurrency: connections)
+                target = BenchReport.Target(kind: kind.rawValue, address: server.address)
+                let measurement = await measure(server, loaded, load, limits, label: "server")
+                runs.append(BenchRun(configuration: BenchConfiguration(workers: nil, threads: nil, batch: nil), readySeconds: nil, measurement: measurement))
+            } catch {
+                await server.close()
+                throw error
+            }
+            await server.close()
+        case .inProcess, .pool:
+            let entry = try selection.catalog.entry(named: selection.model)
+            loaded = try Workload.load(workloadText, benchDirectory: benchDirectory, sampleShape: entry.manifest.input.shape)
+            let configurations = try parsedSweep().configurations(base: baseConfiguration(kind))
+            if kind == .pool {
+                let largest = configurations.map { ($0.workers ?? 1) * ($0.batch ?? 1) }.max() ?? 1
+                load = rate.map { .open(rate: $0) } ?? .closed(concurrency: concurrency ?? 2 * largest)
+            } else {
+                load = rate.map { .open(rate: $0) } ?? .closed(concurrency: concurrency ?? 1)
+            }
+            target = BenchReport.Target(kind: kind.rawValue, engine: engine.engine.rawValue, precision: engine.precision.rawValue)
+            for configuration in configurations {
+                do {
+                    let (readySeconds, measurement) = kind == .pool
+                        ? try await measurePool(entry, configuration, loaded, load, limits)
+                        : try await measureInProcess(entry, configuration, loaded, load, limits)
+                    runs.append(BenchRun(configuration: configuration, readySeconds: readySeconds, measurement: measurement))
+                } catch {
+                    guard configurations.count > 1 else { throw error }
+                    skipped.append(SkippedRun(configuration: configuration, reason: "\(error)"))
+                }
+            }
+        }
+
+        let report = BenchReport(
+            startedAt: started, model: selection.model, target: target, workload: loaded.summary,
+            load: BenchReport.Load(load, limits: limits), runs: runs, skipped: skipped)
+        if json == "-" {
+            FileHandle.standardOutput.write(try report.json() + Data("\n".utf8))
+        } else {
+            print(report.table)
+        }
+        if let json, json != "-" { try write(try report.json(), to: json) }
+        if let chart { try write(try BenchChart.png(report), to: chart) }
+        if runs.allSatisfy({ $0.measurement.requests == 0 }) { throw ExitCode.failure }
     }
 
-    private func runPool(_ entry: CatalogEntry) async throws {
-        var configuration = try poolShape.configuration(entry: entry, engine: engine)
-        configuration.slots = max(configuration.slotCount, (concurrency ?? 0) / configuration.maxBatch + 2)
+    /// The configuration the options describe, before any sweep.
+    private func baseConfiguration(_ kind: TargetKind) -> BenchConfiguration {
+        let cpus = CPUPlacement.availableCPUs().count
+        guard kind == .pool else { return BenchConfiguration(workers: nil, threads: engine.threads > 0 ? engine.threads : cpus, batch: batch) }
+        let threads = engine.threads > 0 ? engine.threads : max(1, cpus / (poolShape.workers ?? cpus))
+        return BenchConfiguration(workers: poolShape.workers ?? max(1, cpus / threads), threads: threads, batch: poolShape.maxBatch)
+    }
+
+    private func measureInProcess(
+        _ entry: CatalogEntry, _ configuration: BenchConfiguration, _ workload: Workload, _ load: LoadModel, _ limits: RunLimits
+    ) async throws -> (Double, RunMeasurement) {
+        var options = engine.options
+        options.threads = configuration.threads ?? 0
         let startup = ContinuousClock.now
-        let workers = try WorkerPool(configuration: configuration)
+        let target = InProcessTarget(
+            engine: try makeEngine(model: try EngineModel(entry: entry), options: options),
+            spec: PreprocessSpec(entry.manifest.preprocessing), batch: configuration.batch ?? 1)
+        let ready = (ContinuousClock.now - startup).seconds
+        return (ready, await measure(target, workload, load, limits, label: configuration.label))
+    }
+
+    private func measurePool(
+        _ entry: CatalogEntry, _ configuration: BenchConfiguration, _ workload: Workload, _ load: LoadModel, _ limits: RunLimits
+    ) async throws -> (Double, RunMeasurement) {
+        var shape = poolShape
+        shape.workers = configuration.workers
+        shape.maxBatch = configuration.batch ?? 1
+        var engine = self.engine
+        engine.threads = configuration.threads ?? 0
+        try shape.validate()
+        var poolConfiguration = try shape.configuration(entry: entry, engine: engine)
+        if case .closed(let inFlight) = load {
+            poolConfiguration.slots = max(poolConfiguration.slotCount, inFlight / poolConfiguration.maxBatch + 2)
+        }
+        let startup = ContinuousClock.now
+        let workers = try WorkerPool(configuration: poolConfiguration)
         do {
             try await workers.start()
         } catch {
@@ -89,69 +235,39 @@ struct Bench: AsyncParsableCommand {
             throw error
         }
         let ready = (ContinuousClock.now - startup).seconds
-        let inFlight = concurrency ?? configuration.workers * 2 * configuration.maxBatch
-        let outcome = await Result {
-            try await PoolBenchmark.run(
-                pool: workers, concurrency: inFlight, warmUp: .seconds(warmUp), duration: .seconds(duration), progress: Self.showProgress)
+        let measurement = await measure(
+            PoolTarget(pool: workers, spec: PreprocessSpec(entry.manifest.preprocessing)), workload, load, limits, label: configuration.label)
+        await workers.shutdown()
+        return (ready, measurement)
+    }
+
+    private func measure(_ target: some BenchTarget, _ workload: Workload, _ load: LoadModel, _ limits: RunLimits, label: String) async -> RunMeasurement {
+        let measurement = await LoadRunner.run(target: target, workload: workload, load: load, limits: limits) { progress in
+            Self.show(progress, label: label)
         }
         Self.clearProgress()
-        await workers.shutdown()
-        let result = try outcome.get()
-        if json { return try printJSON(Report(target: "pool", model: entry.manifest.name, readySeconds: ready, result: result)) }
-        let sizes = result.batchSizes.sorted { Int($0.key)! < Int($1.key)! }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
-        print("""
-            model        \(entry.manifest.name) (\(entry.modelURL.lastPathComponent))
-            pool         \(result.workers) \(engine.engine.rawValue) workers × \(result.threadsPerWorker) threads on CPUs \(workers.cpuSets), batch ≤ \(result.maxBatch), \(result.concurrency) requests in flight
-            ready in     \(format(ready)) s
-            throughput   \(String(format: "%.1f", result.imagesPerSecond)) images/s (\(result.requests) requests in \(String(format: "%.1f", result.seconds)) s)
-            latency ms   \(percentiles(result.latency))
-            inference ms \(percentiles(result.inference))
-            overhead ms  \(percentiles(result.overhead))   (tensor written → scores read, less inference; with more requests in flight than workers, includes waiting behind the worker's previous batch)
-            hops µs p50  queue \(micro(result.hops.queue.p50)) → worker \(micro(result.hops.toWorker.p50)) · inference \(micro(result.inference.p50)) · → front \(micro(result.hops.fromWorker.p50)) → request \(micro(result.hops.wake.p50))
-            batch sizes  \(sizes) (requests per batch size)
-            """)
+        return measurement
     }
 
-    private func percentiles(_ latency: LatencySummary) -> String {
-        let values = [("p50", latency.p50), ("p90", latency.p90), ("p99", latency.p99), ("p99.9", latency.p999), ("max", latency.max)]
-        return values.map { "\($0.0) \(String(format: "%.3f", $0.1))" }.joined(separator: "  ")
-    }
-
-    private func format(_ seconds: Double) -> String { String(format: "%.2f", seconds) }
-
-    private func micro(_ milliseconds: Double) -> String { String(format: "%.0f", milliseconds * 1000) }
-
-    private func printJSON(_ report: some Encodable) throws {
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        print(String(decoding: try encoder.encode(report), as: UTF8.self))
+    private func write(_ data: Data, to path: String) throws {
+        do {
+            try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw CommandFailure("cannot write \(path): \(error.localizedDescription)")
+        }
     }
 
     private static let onTerminal = isatty(STDERR_FILENO) == 1
 
-    @Sendable private static func showProgress(_ fraction: Double) {
-        if onTerminal { FileHandle.standardError.write(Data(String(format: "\rmeasuring… %3.0f%%", fraction * 100).utf8)) }
+    @Sendable private static func show(_ progress: RunProgress, label: String) {
+        guard onTerminal else { return }
+        let phase = progress.warmingUp ? "warming up" : String(format: "%3.0f%%", progress.fraction * 100)
+        let line = String(format: "\r\u{1B}[K%@  %@  %d requests  %.1f images/s  %d failed", label, phase, progress.completed,
+                          progress.imagesPerSecond, progress.failed)
+        FileHandle.standardError.write(Data(line.utf8))
     }
 
     private static func clearProgress() {
         if onTerminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-    }
-}
-
-private struct Report<Result: Encodable>: Encodable {
-    let target: String
-    let model: String
-    let readySeconds: Double
-    let result: Result
-}
-
-extension Result where Failure == Error {
-    init(catching body: () async throws -> Success) async {
-        do {
-            self = .success(try await body())
-        } catch {
-            self = .failure(error)
-        }
     }
 }

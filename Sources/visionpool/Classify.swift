@@ -14,11 +14,6 @@ struct Classify: AsyncParsableCommand {
             """
     )
 
-    /// Files a folder walk picks up; files named directly are always tried.
-    static let imageExtensions: Set<String> = ["jpg", "jpeg", "jpe", "png", "bmp", "dib", "webp", "tif", "tiff"]
-    /// Files larger than this are refused before they are read.
-    static let maxFileBytes = 256 << 20
-
     @OptionGroup var selection: ModelSelection
     @OptionGroup var engine: EngineSelection
     @OptionGroup(title: "Worker pool (used for more than one image)") var pool: PoolSelection
@@ -46,7 +41,7 @@ struct Classify: AsyncParsableCommand {
     func run() async throws {
         let entry = try selection.catalog.entry(named: selection.model)
         warnIfSynthetic(entry.manifest)
-        let (images, missing) = Self.expand(paths)
+        let (images, missing) = ImageFiles.expand(paths)
         var report = ClassifyReport(json: json)
         for path in missing { report.failed(path: path, kind: "not_found", message: "no such file or folder") }
         var progress = ProgressBar(total: images.count)
@@ -61,7 +56,7 @@ struct Classify: AsyncParsableCommand {
             // Files are read whole before a slot is free: keep only a few in memory at once.
             let window = min(configuration.workers * 2 * configuration.maxBatch, 16)
             try await Self.inOrder(images, window: window, work: { path in
-                try await classifier.classify(try Self.read(path), top: top)
+                try await classifier.classify(try ImageFiles.read(path), top: top)
             }, each: { path, outcome in
                 progress.clear()
                 report.record(path: path, outcome: outcome)
@@ -75,7 +70,7 @@ struct Classify: AsyncParsableCommand {
             let start = ContinuousClock.now
             for path in images {
                 progress.clear()
-                report.record(path: path, outcome: Result { try classifier.classify(try Self.read(path), top: top) })
+                report.record(path: path, outcome: Result { try classifier.classify(try ImageFiles.read(path), top: top) })
                 progress.advance()
             }
             let description = classifier.engine.engineDescription
@@ -115,48 +110,6 @@ struct Classify: AsyncParsableCommand {
                 finished[done] = outcome
                 flush()
             }
-        }
-    }
-
-    /// Files named directly, then images found in folders (sorted); and the paths that do not exist.
-    static func expand(_ paths: [String]) -> (images: [String], missing: [String]) {
-        var images: [String] = []
-        var missing: [String] = []
-        for path in paths {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-                missing.append(path)
-                continue
-            }
-            guard isDirectory.boolValue else {
-                images.append(path)
-                continue
-            }
-            let walker = FileManager.default.enumerator(
-                at: URL(fileURLWithPath: path, isDirectory: true), includingPropertiesForKeys: [.isRegularFileKey],
-                options: [.skipsHiddenFiles])
-            var found: [String] = []
-            while let url = walker?.nextObject() as? URL {
-                // Symbolic links to images count; the walk itself does not descend into linked folders.
-                if imageExtensions.contains(url.pathExtension.lowercased()),
-                   (try? url.resolvingSymlinksInPath().resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true {
-                    found.append(url.path)
-                }
-            }
-            images += found.sorted()
-        }
-        return (images, missing)
-    }
-
-    static func read(_ path: String) throws -> Data {
-        let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? 0
-        guard size <= maxFileBytes else {
-            throw CommandFailure("the file is \(size >> 20) MiB, over the \(maxFileBytes >> 20) MiB limit")
-        }
-        do {
-            return try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw CommandFailure("cannot read the file: \(error.localizedDescription)")
         }
     }
 }

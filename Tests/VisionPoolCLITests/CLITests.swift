@@ -2,37 +2,6 @@ import Foundation
 import TestSupport
 import Testing
 
-/// What a run of the built `visionpool` executable printed.
-struct Run {
-    let status: Int32
-    let stdout: String
-    let stderr: String
-
-    var jsonLines: [[String: Any]] {
-        stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-    }
-}
-
-func visionpool(_ arguments: [String], environment: [String: String] = [:]) throws -> Run {
-    // Output goes to files, not pipes, so a chatty child can never block on a full pipe.
-    let directory = try Fixtures.temporaryDirectory()
-    defer { try? FileManager.default.removeItem(at: directory) }
-    let outputURL = directory.appendingPathComponent("stdout"), errorURL = directory.appendingPathComponent("stderr")
-    _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
-    _ = FileManager.default.createFile(atPath: errorURL.path, contents: nil)
-    let process = Process()
-    process.executableURL = TestPaths.executable
-    process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    process.standardOutput = try FileHandle(forWritingTo: outputURL)
-    process.standardError = try FileHandle(forWritingTo: errorURL)
-    try process.run()
-    process.waitUntilExit()
-    return Run(
-        status: process.terminationStatus, stdout: try String(contentsOf: outputURL, encoding: .utf8),
-        stderr: try String(contentsOf: errorURL, encoding: .utf8))
-}
-
 func topClass(_ line: [String: Any]) -> Int? {
     ((line["top"] as? [[String: Any]])?.first?["class_index"] as? NSNumber)?.intValue
 }
@@ -133,30 +102,6 @@ func topClass(_ line: [String: Any]) -> Int? {
         let run = try visionpool(["models", "add", TestPaths.fixtures.appendingPathComponent("text.txt").path, "--models-dir", directory.path])
         #expect(run.status != 0)
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)
-    }
-
-    @Test func benchInProcessReportsJSON() throws {
-        let run = try visionpool(["bench", "--in-process", "--model", "resnet18", "--threads", "1", "--duration", "0.5", "--warm-up", "0.1", "--json"])
-        #expect(run.status == 0, "\(run.stderr)")
-        let report = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
-        let result = try #require(report["result"] as? [String: Any])
-        #expect(((result["images_per_second"] as? NSNumber)?.doubleValue ?? 0) > 0)
-        #expect((result["latency"] as? [String: Any])?["p99"] != nil)
-    }
-
-    @Test func benchPoolReportsOverheadAndBatchSizes() throws {
-        let run = try visionpool([
-            "bench", "--pool", "--model", "tiny", "--workers", "2", "--threads", "1", "--max-batch", "4", "--concurrency", "8",
-            "--duration", "0.5", "--warm-up", "0.1", "--json",
-        ])
-        #expect(run.status == 0, "\(run.stderr)")
-        let report = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
-        #expect(report["target"] as? String == "pool")
-        let result = try #require(report["result"] as? [String: Any])
-        #expect(((result["images_per_second"] as? NSNumber)?.doubleValue ?? 0) > 0)
-        #expect((result["overhead"] as? [String: Any])?["p50"] != nil)
-        let sizes = try #require(result["batch_sizes"] as? [String: Int])
-        #expect(sizes.keys.allSatisfy { (1...4).contains(Int($0) ?? 0) })
     }
 
     @Test func poolAndInProcessClassifyAlike() throws {

@@ -36,6 +36,10 @@ int CLinuxShims_set_process_affinity(const int32_t *cpus, size_t count);
 /// `sched_getaffinity(pid, …)`: writes up to `capacity` CPU numbers, returns how many (or -1).
 int CLinuxShims_get_affinity(pid_t pid, int32_t *cpus, size_t capacity);
 
+/// `getsockopt(fd, SOL_SOCKET, SO_PEERCRED, …)`: the process at the other end of a connected
+/// Unix-domain socket (`struct ucred` is behind _GNU_SOURCE). Returns its pid, or -1.
+pid_t CLinuxShims_peer_pid(int fd);
+
 /// `posix_spawn` of `path` with `argv`/`envp`, `shared_memory` as descriptor 3 and `control`
 /// as descriptor 4 in the child, its standard output sent to standard error (a worker must
 /// never write into the front's output), every other descriptor closed, default signal

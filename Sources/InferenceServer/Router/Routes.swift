@@ -58,11 +58,13 @@ public func makeRouter(
             body: body, jsonLength: headerLength, sampleShape: manifest.input.shape, inputName: manifest.input.name,
             outputName: manifest.output.name, maxSamples: service.maxSamplesPerRequest)
         let timeout = try requestTimeout(request, parameter: parsed.timeout, default: defaultTimeout)
-        let scores = try await run(within: timeout) { try await service.scores(for: parsed.samples, metrics: metrics) }
+        let (scores, stages) = try await run(within: timeout) { try await service.scores(for: parsed.samples, metrics: metrics) }
         let reply = try InferResponse(
             model: service.name, id: parsed.id, outputs: parsed.outputs, batch: parsed.samples.count, classes: service.classes,
             scores: scores, classify: service.classificationStrings)
-        var headers: HTTPFields = [.contentType: reply.jsonLength == nil ? "application/json" : "application/octet-stream"]
+        var headers: HTTPFields = [
+            .contentType: reply.jsonLength == nil ? "application/json" : "application/octet-stream", .serverTiming: stages.serverTiming,
+        ]
         if let length = reply.jsonLength { headers[HTTPField.Name.inferenceHeaderContentLength] = String(length) }
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: reply.body)))
     }
@@ -80,7 +82,8 @@ public func makeRouter(
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         let reply = ClassifyReply(model: service.name, top: classification.top, timingsMs: classification.timings.milliseconds)
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(reply))))
+        let stages = StageSeconds(decode: classification.timings.decode + classification.timings.preprocess, inference: classification.timings.inference)
+        return Response(status: .ok, headers: [.contentType: "application/json", .serverTiming: stages.serverTiming], body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(reply))))
     }
     return router
 }
@@ -244,6 +247,8 @@ private func json(_ object: [String: Any]) throws -> Response {
 extension HTTPField.Name {
     /// The binary tensor data extension's header: the length of the JSON part of the body.
     static let inferenceHeaderContentLength = HTTPField.Name("Inference-Header-Content-Length")!
+    /// Where the request's time went on the server (W3C Server Timing), for clients and `bench`.
+    static let serverTiming = HTTPField.Name("Server-Timing")!
     /// A per-request deadline in milliseconds.
     static let timeoutMilliseconds = HTTPField.Name("Timeout-Ms")!
 }

@@ -33,39 +33,47 @@ public final class ModelService: Sendable {
     }
 
     /// Runs every sample through the pool at once (they may share batches) and returns the
-    /// scores row by row, in order.
-    func scores(for samples: InferRequest.Samples, metrics: ServerMetrics) async throws -> [Float] {
+    /// scores row by row, in order, with the slowest sample's time in each stage.
+    func scores(for samples: InferRequest.Samples, metrics: ServerMetrics) async throws -> (scores: [Float], stages: StageSeconds) {
         let classes = self.classes
-        let rows = try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
+        let rows = try await withThrowingTaskGroup(of: (Int, [Float], StageSeconds).self) { group in
             for index in 0..<samples.count {
                 group.addTask { [classifier] in
-                    let row = try await classifier.pool.infer(
-                        prepare: { tensor in try Self.write(samples, index: index, into: tensor, spec: classifier.spec) },
+                    var decode = 0.0
+                    return try await classifier.pool.infer(
+                        prepare: { tensor in decode = try Self.write(samples, index: index, into: tensor, spec: classifier.spec) },
                         consume: { scores, receipt in
                             metrics.stage("queue", seconds: receipt.queueSeconds)
                             metrics.stage("inference", seconds: receipt.inferenceSeconds)
                             metrics.batch(size: receipt.batchSize)
-                            return Array(scores)
+                            let stages = StageSeconds(queue: receipt.queueSeconds, decode: decode, inference: receipt.inferenceSeconds)
+                            return (index, Array(scores), stages)
                         })
-                    return (index, row)
                 }
             }
-            return try await group.reduce(into: [[Float]](repeating: [], count: samples.count)) { $0[$1.0] = $1.1 }
+            return try await group.reduce(into: [([Float], StageSeconds)](repeating: ([], StageSeconds()), count: samples.count)) {
+                $0[$1.0] = ($1.1, $1.2)
+            }
         }
-        precondition(rows.allSatisfy { $0.count == classes })
-        return rows.flatMap { $0 }
+        precondition(rows.allSatisfy { $0.0.count == classes })
+        let slowest = rows.reduce(StageSeconds()) { $0.slowest($1.1) }
+        if case .images = samples { metrics.stage("decode", seconds: slowest.decode) }
+        return (rows.flatMap { $0.0 }, slowest)
     }
 
-    /// The sample's tensor, written straight into its slot: decoded there, or copied from the request.
+    /// The sample's tensor, written straight into its slot: decoded there (returning the
+    /// seconds decoding and preprocessing took), or copied from the request.
     private static func write(
         _ samples: InferRequest.Samples, index: Int, into tensor: UnsafeMutableBufferPointer<Float>, spec: PreprocessSpec
-    ) throws {
+    ) throws -> Double {
         switch samples {
         case .tensors(_, let values):
             let start = index * tensor.count
             _ = values[start..<start + tensor.count].withUnsafeBufferPointer { tensor.initialize(from: $0) }
+            return 0
         case .images(let images):
-            _ = try images[index].withUnsafeBytes { bytes in try ImagePreprocessor.preprocess(bytes, spec: spec, into: tensor) }
+            let report = try images[index].withUnsafeBytes { bytes in try ImagePreprocessor.preprocess(bytes, spec: spec, into: tensor) }
+            return report.decodeSeconds + report.resizeSeconds + report.normalizeSeconds
         }
     }
 
@@ -74,5 +82,22 @@ public final class ModelService: Sendable {
         Array(scores).withUnsafeBufferPointer { classifier.scoredClasses($0, k: k) }.map {
             "\(String(format: "%.6f", $0.score)):\($0.classIndex):\($0.label)"
         }
+    }
+}
+
+/// Where a request's time went on the server, reported to clients in `Server-Timing`.
+struct StageSeconds: Sendable {
+    var queue = 0.0
+    var decode = 0.0
+    var inference = 0.0
+
+    func slowest(_ other: StageSeconds) -> StageSeconds {
+        StageSeconds(queue: max(queue, other.queue), decode: max(decode, other.decode), inference: max(inference, other.inference))
+    }
+
+    /// The `Server-Timing` header value (W3C), durations in milliseconds.
+    var serverTiming: String {
+        [("queue", queue), ("decode", decode), ("inference", inference)]
+            .map { "\($0.0);dur=\(String(format: "%.3f", $0.1 * 1000))" }.joined(separator: ", ")
     }
 }

@@ -1,27 +1,27 @@
 import Foundation
 import Glibc
-import TestSupport
 
-/// A real `visionpool serve` on a temporary Unix socket, driven with curl.
-final class ServerHarness: @unchecked Sendable {
-    struct Reply {
-        let status: Int
-        let body: Data
-        let headers: [String: String]
+/// A real `visionpool serve` on a temporary Unix socket (two single-thread workers unless
+/// `arguments` say otherwise), driven with curl.
+public final class ServerHarness: @unchecked Sendable {
+    public struct Reply: Sendable {
+        public let status: Int
+        public let body: Data
+        public let headers: [String: String]
 
-        var json: [String: Any]? {
+        public var json: [String: Any]? {
             let jsonLength = headers["inference-header-content-length"].flatMap(Int.init) ?? body.count
             return try? JSONSerialization.jsonObject(with: body.prefix(jsonLength)) as? [String: Any]
         }
     }
 
-    let directory: URL
-    let socket: String
-    let process = Process()
-    let log: URL
+    public let directory: URL
+    public let socket: String
+    public let process = Process()
+    public let log: URL
 
     /// Starts the server and waits until it reports ready.
-    init(_ arguments: [String] = [], socket path: String? = nil, waitForReady: Bool = true) throws {
+    public init(_ arguments: [String] = [], socket path: String? = nil, waitForReady: Bool = true) throws {
         directory = try Fixtures.temporaryDirectory()
         socket = path ?? directory.appendingPathComponent("visionpool.sock").path
         log = directory.appendingPathComponent("server.log")
@@ -41,10 +41,10 @@ final class ServerHarness: @unchecked Sendable {
         }
     }
 
-    var logText: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+    public var logText: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
 
     /// One HTTP request over the Unix socket.
-    func request(_ method: String, _ path: String, body: Data? = nil, headers: [String: String] = [:]) throws -> Reply {
+    public func request(_ method: String, _ path: String, body: Data? = nil, headers: [String: String] = [:]) throws -> Reply {
         let id = UUID().uuidString
         let bodyFile = directory.appendingPathComponent("\(id).body"), headerFile = directory.appendingPathComponent("\(id).headers")
         let requestFile = directory.appendingPathComponent("\(id).request")
@@ -73,13 +73,13 @@ final class ServerHarness: @unchecked Sendable {
         return Reply(status: status, body: (try? Data(contentsOf: bodyFile)) ?? Data(), headers: parsed)
     }
 
-    func json(_ path: String, _ object: [String: Any]) throws -> Reply {
+    public func json(_ path: String, _ object: [String: Any]) throws -> Reply {
         try request("POST", path, body: try JSONSerialization.data(withJSONObject: object))
     }
 
     /// SIGTERM, then the exit status.
     @discardableResult
-    func stop() -> Int32 {
+    public func stop() -> Int32 {
         if process.isRunning { kill(process.processIdentifier, SIGTERM) }
         process.waitUntilExit()
         return process.terminationStatus
@@ -91,21 +91,8 @@ final class ServerHarness: @unchecked Sendable {
     }
 }
 
-struct HarnessError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct HarnessError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
-/// BYTES elements in the binary extension: each a 4-byte little-endian length, then its bytes.
-func lengthPrefixed(_ elements: [Data]) -> Data {
-    elements.reduce(into: Data()) { result, element in
-        withUnsafeBytes(of: UInt32(element.count).littleEndian) { result.append(contentsOf: $0) }
-        result.append(element)
-    }
-}
-
-/// A binary-extension body: the JSON header, then the raw bytes.
-func binaryBody(_ header: [String: Any], _ bytes: Data) throws -> (Data, [String: String]) {
-    let json = try JSONSerialization.data(withJSONObject: header)
-    return (json + bytes, ["Inference-Header-Content-Length": String(json.count)])
-}

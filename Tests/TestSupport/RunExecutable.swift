@@ -1,0 +1,32 @@
+import Foundation
+
+/// What a run of the built `visionpool` executable printed.
+public struct Run {
+    public let status: Int32
+    public let stdout: String
+    public let stderr: String
+
+    public var jsonLines: [[String: Any]] {
+        stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+}
+
+public func visionpool(_ arguments: [String], environment: [String: String] = [:]) throws -> Run {
+    // Output goes to files, not pipes, so a chatty child can never block on a full pipe.
+    let directory = try Fixtures.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let outputURL = directory.appendingPathComponent("stdout"), errorURL = directory.appendingPathComponent("stderr")
+    _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: errorURL.path, contents: nil)
+    let process = Process()
+    process.executableURL = TestPaths.executable
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    process.standardOutput = try FileHandle(forWritingTo: outputURL)
+    process.standardError = try FileHandle(forWritingTo: errorURL)
+    try process.run()
+    process.waitUntilExit()
+    return Run(
+        status: process.terminationStatus, stdout: try String(contentsOf: outputURL, encoding: .utf8),
+        stderr: try String(contentsOf: errorURL, encoding: .utf8))
+}

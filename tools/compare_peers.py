@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""visionpool next to what people would otherwise use, in one run, alternating.
+
+- visionpool: `visionpool serve` on a Unix socket, measured by `visionpool bench --socket`
+  (JPEGs sent as KServe v2 BYTES, decoded by the front into shared memory, run by the pool);
+- the Python baseline the usual tutorials teach: a `concurrent.futures.ProcessPoolExecutor`
+  with one worker per CPU, each with its own ONNX Runtime session limited to one intra-op
+  thread, decoding with cv2 in the worker (the parent reads the files and sends the bytes);
+- OpenVINO's own `benchmark_app -hint throughput` on the same ONNX file: the engine's
+  ceiling on this machine, with no decoding at all.
+
+Each round runs them one after another, so drift on a shared machine falls on all alike;
+the report gives medians and ratios. With --sweep it also runs `visionpool bench --pool
+--sweep …` on each workload and prints its recommendations (charts into --charts).
+
+    tools/compare_peers.py [--model resnet50] [--seconds 15] [--rounds 3] [--sweep]
+
+The baseline's packages (onnxruntime, opencv-python-headless) are installed into .venv
+from tools/requirements-peers.txt on first use.
+"""
+
+import argparse
+import concurrent.futures
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from release_binary import ROOT, release_binary
+
+PYTHON = ROOT / ".venv/bin/python"
+WORKLOADS = {"imagenet": "ImageNet-size JPEGs (500×375)", "camera": "camera-size JPEGs (12 MP)"}
+
+
+def ensure_peer_packages():
+    probe = subprocess.run([str(PYTHON), "-c", "import onnxruntime, cv2"], capture_output=True)
+    if probe.returncode != 0:
+        print("installing the baseline's packages (tools/requirements-peers.txt) into .venv …", flush=True)
+        subprocess.run([str(PYTHON), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                        "-r", str(ROOT / "tools/requirements-peers.txt")], check=True)
+
+
+# The baseline, as the tutorials write it. These functions run in the worker processes.
+_session = None
+_mean = None
+_std = None
+
+
+def _start_worker(model_path):
+    global _session, _mean, _std
+    import cv2
+    import numpy as np
+    import onnxruntime
+
+    cv2.setNumThreads(1)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    _session = onnxruntime.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
+    _mean = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255
+    _std = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255
+
+
+def _classify(image_bytes):
+    import cv2
+    import numpy as np
+
+    image = cv2.imdecode(np.frombuffer(image_bytes, np.uint8), cv2.IMREAD_COLOR)
+    height, width = image.shape[:2]
+    scale = 256 / min(height, width)
+    image = cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_LINEAR)
+    height, width = image.shape[:2]
+    top, left = (height - 224) // 2, (width - 224) // 2
+    image = cv2.cvtColor(image[top:top + 224, left:left + 224], cv2.COLOR_BGR2RGB).astype(np.float32)
+    tensor = ((image - _mean) / _std).transpose(2, 0, 1)[None]
+    scores = _session.run(None, {_session.get_inputs()[0].name: tensor})[0]
+    return int(scores.argmax())
+
+
+def python_baseline(model_file, images, seconds, warm_up=2.0):
+    """Images/s of the ProcessPoolExecutor baseline, keeping two requests per worker in flight."""
+    workers = len(os.sched_getaffinity(0))
+    with concurrent.futures.ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(str(model_file),)) as pool:
+        list(pool.map(_classify, images[:workers]))  # sessions loaded
+        in_flight, done, index = set(), 0, 0
+        start = time.monotonic()
+        measure_from, end = start + warm_up, start + warm_up + seconds
+        while True:
+            now = time.monotonic()
+            while now < end and len(in_flight) < 2 * workers:
+                in_flight.add(pool.submit(_classify, images[index % len(images)]))
+                index += 1
+            if not in_flight:
+                break
+            finished, in_flight = concurrent.futures.wait(in_flight, return_when=concurrent.futures.FIRST_COMPLETED)
+            now = time.monotonic()
+            for future in finished:
+                future.result()
+                if measure_from <= now <= end:
+                    done += 1
+            if now >= end and not in_flight:
+                break
+        return done / seconds
+
+
+def benchmark_app(model_file, seconds):
+    command = [str(ROOT / ".venv/bin/benchmark_app"), "-m", str(model_file), "-d", "CPU", "-hint", "throughput",
+               "-shape", "[1,3,224,224]", "-t", str(int(seconds))]
+    output = subprocess.run(command, capture_output=True, text=True).stdout
+    match = re.search(r"Throughput:\s+([\d.]+)\s+FPS", output)
+    if not match:
+        sys.exit(f"benchmark_app printed no throughput:\n{output[-2000:]}")
+    return float(match.group(1))
+
+
+def visionpool_bench(binary, arguments):
+    command = [str(binary), "bench", *arguments, "--json", "-"]
+    run = subprocess.run(command, capture_output=True, text=True)
+    if run.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{run.stderr[-2000:]}")
+    return json.loads(run.stdout)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="resnet50")
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=0, help="visionpool's requests in flight (default: 4 per CPU)")
+    parser.add_argument("--sweep", action="store_true", help="also sweep the pool's shape on each workload")
+    parser.add_argument("--charts", type=Path, default=Path(tempfile.gettempdir()), help="where --sweep writes its charts")
+    args = parser.parse_args()
+
+    ensure_peer_packages()
+    binary = release_binary()
+    cpus = len(os.sched_getaffinity(0))
+    concurrency = args.concurrency or 4 * cpus
+    model_file = ROOT / f"Models/{args.model}.onnx"
+    images = {name: [path.read_bytes() for path in sorted((ROOT / "Models/bench" / name).glob("*.jpg"))] for name in WORKLOADS}
+    if not all(images.values()):
+        sys.exit("Models/bench is missing its JPEGs: run tools/setup.sh --prepare")
+
+    socket_path = os.path.join(tempfile.mkdtemp(prefix="visionpool-peers-"), "visionpool.sock")
+    server = subprocess.Popen([str(binary), "serve", "--socket", socket_path, "--model", args.model],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = {key: [] for key in ["visionpool imagenet", "python imagenet", "visionpool camera", "python camera", "benchmark_app"]}
+    try:
+        for round_number in range(1, args.rounds + 1):
+            for workload in WORKLOADS:
+                report = visionpool_bench(binary, ["--socket", socket_path, "--model", args.model, "--workload", workload,
+                                                   "--concurrency", str(concurrency), "--duration", str(args.seconds)])
+                results[f"visionpool {workload}"].append(report["runs"][0]["measurement"]["images_per_second"])
+                results[f"python {workload}"].append(python_baseline(model_file, images[workload], args.seconds))
+            results["benchmark_app"].append(benchmark_app(model_file, args.seconds))
+            print(f"round {round_number}: " + ", ".join(f"{key} {values[-1]:.1f}" for key, values in results.items()), flush=True)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+
+    median = {key: statistics.median(values) for key, values in results.items()}
+    print(f"\n{args.model}, {cpus} CPUs, {args.seconds:g} s per run, {args.rounds} rounds alternating; images/s (median):")
+    print(f"  benchmark_app -hint throughput (no decoding)       {median['benchmark_app']:7.1f}")
+    for workload, title in WORKLOADS.items():
+        ours, theirs = median[f"visionpool {workload}"], median[f"python {workload}"]
+        print(f"  {title}:")
+        print(f"    visionpool through the Unix socket               {ours:7.1f}")
+        print(f"    Python ProcessPoolExecutor + ONNX Runtime        {theirs:7.1f}")
+        print(f"    visionpool / Python baseline                     {ours / theirs:7.2f}×")
+        print(f"    visionpool / benchmark_app                       {ours / median['benchmark_app']:7.2f}×")
+
+    if args.sweep:
+        print("\npool sweep, workers=1,2 threads=1,2 batch=1,4 (workers × threads above the CPUs are skipped):")
+        for workload in WORKLOADS:
+            chart = args.charts / f"visionpool-sweep-{workload}.png"
+            report = visionpool_bench(binary, ["--pool", "--model", args.model, "--workload", workload, "--duration",
+                                               str(args.seconds), "--sweep", "workers=1,2", "threads=1,2", "batch=1,4",
+                                               "--chart", str(chart)])
+            for run in report["runs"]:
+                measurement = run["measurement"]
+                label = run["configuration"]
+                print(f"  {workload:<9} workers {label.get('workers')} threads {label.get('threads')} batch {label.get('batch')}: "
+                      f"{measurement['images_per_second']:6.1f} images/s, p99 {measurement['latency']['p99']:7.1f} ms")
+            recommendation = report["recommendation"]
+            for goal in ["throughput", "latency"]:
+                pick = recommendation[goal]
+                print(f"  {workload:<9} recommended for {goal}: {pick['configuration']} ({pick['reason']})")
+            print(f"  chart: {chart}")
+
+
+if __name__ == "__main__":
+    main()
