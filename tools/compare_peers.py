@@ -25,6 +25,7 @@ import json
 import os
 import re
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -127,6 +128,23 @@ def visionpool_bench(binary, arguments):
     return json.loads(run.stdout)
 
 
+def label(configuration):
+    return f"{configuration['workers']} workers × {configuration['threads']} threads, batch ≤ {configuration['batch']}"
+
+
+def wait_for_socket(path, server, limit=60):
+    """Until the server accepts connections (bench then waits for it to be ready)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            with socket.socket(socket.AF_UNIX) as probe:
+                probe.connect(path)
+                return
+        except OSError:
+            time.sleep(0.1)
+    sys.exit(f"visionpool serve did not start listening on {path}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="resnet50")
@@ -149,6 +167,7 @@ def main():
     socket_path = os.path.join(tempfile.mkdtemp(prefix="visionpool-peers-"), "visionpool.sock")
     server = subprocess.Popen([str(binary), "serve", "--socket", socket_path, "--model", args.model],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_socket(socket_path, server)
     results = {key: [] for key in ["visionpool imagenet", "python imagenet", "visionpool camera", "python camera", "benchmark_app"]}
     try:
         for round_number in range(1, args.rounds + 1):
@@ -175,21 +194,19 @@ def main():
         print(f"    visionpool / benchmark_app                       {ours / median['benchmark_app']:7.2f}×")
 
     if args.sweep:
-        print("\npool sweep, workers=1,2 threads=1,2 batch=1,4 (workers × threads above the CPUs are skipped):")
+        print(f"\npool sweep, workers=1,2 threads=1,2 batch=1,4, {concurrency} in flight (shapes needing more CPUs are skipped):")
         for workload in WORKLOADS:
             chart = args.charts / f"visionpool-sweep-{workload}.png"
             report = visionpool_bench(binary, ["--pool", "--model", args.model, "--workload", workload, "--duration",
-                                               str(args.seconds), "--sweep", "workers=1,2", "threads=1,2", "batch=1,4",
-                                               "--chart", str(chart)])
+                                               str(args.seconds), "--concurrency", str(concurrency), "--sweep", "workers=1,2",
+                                               "threads=1,2", "batch=1,4", "--chart", str(chart)])
             for run in report["runs"]:
                 measurement = run["measurement"]
-                label = run["configuration"]
-                print(f"  {workload:<9} workers {label.get('workers')} threads {label.get('threads')} batch {label.get('batch')}: "
-                      f"{measurement['images_per_second']:6.1f} images/s, p99 {measurement['latency']['p99']:7.1f} ms")
-            recommendation = report["recommendation"]
+                print(f"  {workload:<9} {label(run['configuration']):<22} {measurement['images_per_second']:6.1f} images/s, "
+                      f"p50 {measurement['latency']['p50']:7.1f} ms, p99 {measurement['latency']['p99']:7.1f} ms")
             for goal in ["throughput", "latency"]:
-                pick = recommendation[goal]
-                print(f"  {workload:<9} recommended for {goal}: {pick['configuration']} ({pick['reason']})")
+                pick = report["recommendation"][goal]
+                print(f"  {workload:<9} recommended for {goal}: {label(pick['configuration'])} ({pick['reason']})")
             print(f"  chart: {chart}")
 
 
