@@ -106,23 +106,24 @@ public final class HTTPTarget: BenchTarget {
         return Self.stageTimes(serverTiming: response.headers.first(name: "Server-Timing"))
     }
 
-    /// The JSON part of an inference request; the binary payload follows it.
+    /// The JSON part of an inference request; the binary payload follows it. Images ask for
+    /// the top five classes (what a client wants back); tensors for the raw scores.
     private func header(for item: WorkloadItem) -> [UInt8] {
-        let input: String
-        let output: String
-        let payload: Int
+        let input: [String: Any]
+        let output: [String: Any]
         switch item.payload {
         case .image(let data):
-            payload = data.count + 4
-            input = #"{"name":"\#(inputName)","shape":[1],"datatype":"BYTES","parameters":{"binary_data_size":\#(payload)}}"#
-            output = #"{"name":"\#(outputName)","parameters":{"classification":5}}"#
+            input = ["name": inputName, "shape": [1], "datatype": "BYTES", "parameters": ["binary_data_size": data.count + 4]]
+            output = ["name": outputName, "parameters": ["classification": 5]]
         case .tensor(let values):
-            payload = values.count * MemoryLayout<Float>.size
-            let shape = ([1] + sampleShape).map(String.init).joined(separator: ",")
-            input = #"{"name":"\#(inputName)","shape":[\#(shape)],"datatype":"FP32","parameters":{"binary_data_size":\#(payload)}}"#
-            output = #"{"name":"\#(outputName)","parameters":{"binary_data":true}}"#
+            input = [
+                "name": inputName, "shape": [1] + sampleShape, "datatype": "FP32",
+                "parameters": ["binary_data_size": values.count * MemoryLayout<Float>.size],
+            ]
+            output = ["name": outputName, "parameters": ["binary_data": true]]
         }
-        return Array(#"{"inputs":[\#(input)],"outputs":[\#(output)]}"#.utf8)
+        // Names come from the server's metadata; serialising (rather than pasting) keeps any quotes in them harmless.
+        return Array(try! JSONSerialization.data(withJSONObject: ["inputs": [input], "outputs": [output]]))
     }
 
     public func servingProcesses() -> ServingProcesses {
