@@ -171,6 +171,11 @@ vp_codec_status probeTIFF(const uint8_t *data, size_t length, vp_image_info *inf
         if (tag == 257 && info->height < 0) info->height = int32_t(std::min<uint32_t>(value, INT32_MAX));
     }
     if (info->width < 0 || info->height < 0) return fail(message, capacity, VP_CODEC_CORRUPT, "TIFF directory lacks the image width or length");
+    // A directory that links to another is a multi-page file (OpenCV would read the first page only).
+    const size_t next = directory + 2 + entries * 12;
+    if (next + 4 <= length && read32(next) != 0) {
+        return fail(message, capacity, VP_CODEC_UNSUPPORTED_FORMAT, "multi-page TIFF is not supported; send one image per input");
+    }
     return VP_CODEC_OK;
 }
 

@@ -417,6 +417,11 @@ public final class WorkerPool: @unchecked Sendable {
         }
     }
 
+    /// The front's environment with Swift's crash backtracer off: a worker that crashes must
+    /// die at once, so its batches are retried now rather than after seconds of symbolication.
+    static let workerEnvironment: [String] = ProcessInfo.processInfo.environment
+        .filter { $0.key != "SWIFT_BACKTRACE" }.map { "\($0.key)=\($0.value)" } + ["SWIFT_BACKTRACE=enable=no"]
+
     private func spawn(seat: Int) throws -> State.Worker {
         var sockets: [Int32] = [-1, -1]
         try retryingOnInterrupt { CLinuxShims_socketpair_seqpacket(&sockets) }
@@ -430,7 +435,9 @@ public final class WorkerPool: @unchecked Sendable {
         let arguments = [configuration.workerExecutable.path, "worker", "--configuration", worker.encoded()]
         var pid: pid_t = 0
         let result = withCStrings(arguments) { argv in
-            CLinuxShims_spawn_worker(configuration.workerExecutable.path, argv, environ, arena.descriptor.rawValue, theirs.rawValue, &pid)
+            withCStrings(Self.workerEnvironment) { envp in
+                CLinuxShims_spawn_worker(configuration.workerExecutable.path, argv, envp, arena.descriptor.rawValue, theirs.rawValue, &pid)
+            }
         }
         guard result == 0 else {
             try? ours.close()

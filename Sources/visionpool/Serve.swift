@@ -22,11 +22,14 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var engine: EngineSelection
     @OptionGroup(title: "Worker pool") var pool: PoolSelection
 
-    @Option(help: ArgumentHelp("The Unix-domain socket to listen on.", discussion: "Default: $XDG_RUNTIME_DIR/visionpool.sock, else /tmp/visionpool-UID.sock."))
+    @Option(help: ArgumentHelp("The Unix-domain socket to listen on.", discussion: "Default: $XDG_RUNTIME_DIR/visionpool.sock, else /tmp/visionpool-UID/visionpool.sock (a private folder)."))
     var socket: String?
 
     @Option(help: "Permissions of the socket file, in octal.")
     var socketMode: String = "600"
+
+    @Flag(help: "Allow a socket in a folder other users may write to (they could stand in for the server).")
+    var allowSharedSocketDir = false
 
     @Option(help: "Also listen on TCP at HOST:PORT (loopback only unless --allow-non-loopback).")
     var tcp: String?
@@ -93,6 +96,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         var logger = Logger(label: "visionpool")
         logger.logLevel = Logger.Level(rawValue: logLevel)!
+        raiseDescriptorLimit(logger: logger)
         let entry = try selection.catalog.entry(named: selection.model)
         warnIfSynthetic(entry.manifest)
         var poolConfiguration = try pool.configuration(entry: entry, engine: engine)
@@ -104,6 +108,16 @@ struct Serve: AsyncParsableCommand {
             tcpHost: address?.host, tcpPort: address?.port, maxBodyBytes: maxBodyBytes,
             requestTimeout: .milliseconds(Int64(requestTimeout * 1000)), idleTimeout: .milliseconds(Int64(idleTimeout * 1000)))
         configuration.accessLog = accessLog
+        configuration.allowSharedDirectory = allowSharedSocketDir
         try await InferenceServer.run(service: ModelService(entry: entry, classifier: classifier), configuration: configuration, logger: logger)
+    }
+
+    /// Every connection is a descriptor: lift the soft limit (often 1024) to the hard one, as
+    /// servers do, so many idle clients cannot exhaust it.
+    private func raiseDescriptorLimit(logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = limit.rlim_max
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) != 0 { logger.warning("cannot raise the open-file limit (errno \(errno))") }
     }
 }

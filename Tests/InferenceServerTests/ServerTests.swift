@@ -252,25 +252,10 @@ let sampleCount = 3 * 224 * 224
     @Test func idleConnectionsAreClosed() throws {
         let server = try ServerHarness(["--model", "tiny", "--idle-timeout", "1"])
         defer { server.stop() }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
-            buffer.copyBytes(from: server.socket.utf8)
-            buffer[server.socket.utf8.count] = 0
-        }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        try #require(connected == 0)
+        let connection = try RawConnection(socket: server.socket)
         // Say nothing: the server hangs up after its idle timeout (recv sees end of file).
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let start = Date()
-        var byte: UInt8 = 0
-        let received = recv(fd, &byte, 1, 0)
-        #expect(received == 0, "the connection was not closed")
+        #expect(connection.readUntilClosed(timeout: 10).closed, "the connection was not closed")
         #expect(Date().timeIntervalSince(start) < 5)
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 
 /// What a run of the built `visionpool` executable printed.
 public struct Run {
@@ -11,7 +12,9 @@ public struct Run {
     }
 }
 
-public func visionpool(_ arguments: [String], environment: [String: String] = [:]) throws -> Run {
+/// Runs the built executable to its exit; past `timeout` seconds it is killed (a test that
+/// expects a refusal must not hang on a server that started after all).
+public func visionpool(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 300) throws -> Run {
     // Output goes to files, not pipes, so a chatty child can never block on a full pipe.
     let directory = try Fixtures.temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: directory) }
@@ -25,7 +28,10 @@ public func visionpool(_ arguments: [String], environment: [String: String] = [:
     process.standardOutput = try FileHandle(forWritingTo: outputURL)
     process.standardError = try FileHandle(forWritingTo: errorURL)
     try process.run()
+    let watchdog = DispatchWorkItem { [process] in if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+    DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
     process.waitUntilExit()
+    watchdog.cancel()
     return Run(
         status: process.terminationStatus, stdout: try String(contentsOf: outputURL, encoding: .utf8),
         stderr: try String(contentsOf: errorURL, encoding: .utf8))

@@ -49,7 +49,7 @@ public final class ServerHarness: @unchecked Sendable {
         let bodyFile = directory.appendingPathComponent("\(id).body"), headerFile = directory.appendingPathComponent("\(id).headers")
         let requestFile = directory.appendingPathComponent("\(id).request")
         defer { [bodyFile, headerFile, requestFile].forEach { try? FileManager.default.removeItem(at: $0) } }
-        var arguments = ["-s", "--unix-socket", socket, "-X", method, "-o", bodyFile.path, "-D", headerFile.path, "-w", "%{http_code}"]
+        var arguments = ["-s", "--path-as-is", "--unix-socket", socket, "-X", method, "-o", bodyFile.path, "-D", headerFile.path, "-w", "%{http_code}"]
         for (name, value) in headers { arguments += ["-H", "\(name): \(value)"] }
         if let body {
             try body.write(to: requestFile)

@@ -46,6 +46,8 @@ def main():
         "deflate.tiff": (rgb, "TIFF", {"compression": "tiff_deflate"}),
         "refused.gif": (rgb.convert("P"), "GIF", {}),
     }
+    files["animated.webp"] = (rgb, "WEBP", {"save_all": True, "append_images": [grey.convert("RGB")], "duration": 100})
+    files["multipage.tiff"] = (rgb, "TIFF", {"save_all": True, "append_images": [grey.convert("RGB")]})
     for name, (picture, kind, options) in files.items():
         buffer = io.BytesIO()
         picture.save(buffer, kind, **options)

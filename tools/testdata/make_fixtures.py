@@ -190,6 +190,10 @@ def build(samples: Path) -> dict[str, bytes]:
         "bomb.png": png_bytes(100000, 100000, 8, PNG_GRAY, bytes(16 * (1 + 100000))),
         "bomb.jpg": patch_jpeg_sof(encode(thumb, "JPEG", quality=90), 60000, 60000),
         "text.txt": b"visionpool test fixture: this is plain text, not an image.\n",
+        # Several images in one file: a classifier takes one, so these are refused by name.
+        "animated.gif": encode(thumb, "GIF", save_all=True, append_images=[thumb.rotate(90)], duration=100, loop=0),
+        "animated.webp": encode(thumb, "WEBP", save_all=True, append_images=[thumb.rotate(90)], duration=100, lossless=True),
+        "multipage.tiff": encode(thumb, "TIFF", save_all=True, append_images=[thumb.rotate(90)]),
     }
     f.update({f"cat_exif{o}.jpg": exif_jpeg(cat, o) for o in STORED_FOR_ORIENTATION})
     f["truncated.jpg"] = f["cat.jpg"][: len(f["cat.jpg"]) * 2 // 5]

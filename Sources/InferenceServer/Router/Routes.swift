@@ -13,6 +13,7 @@ public func makeRouter(
     service: ModelService, maxBodyBytes: Int, defaultTimeout: Duration, metrics: ServerMetrics, accessLog: Bool
 ) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
+    router.add(middleware: JSONErrorsMiddleware())
     if accessLog { router.add(middleware: LogRequestsMiddleware(.info)) }
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
     router.get("/metrics") { _, _ in
@@ -121,6 +122,20 @@ struct RequestMetricsMiddleware: RouterMiddleware {
         } catch {
             metrics.request(status: 500, seconds: (ContinuousClock.now - start).seconds)
             throw error
+        }
+    }
+}
+
+/// Errors the framework raises itself (no such route, a method the route lacks) answer in
+/// the same `{"error": …}` form as the server's own.
+struct JSONErrorsMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError {
+            throw ServerError(error.status, error.body ?? "no route for \(request.method) \(request.uri.path)")
         }
     }
 }

@@ -24,6 +24,9 @@ public struct ServerConfiguration: Sendable {
     public var idleTimeout: Duration
     /// One log line per request.
     public var accessLog = false
+    /// Allow the socket in a folder others may write to (where another user could put their
+    /// own socket at this path first, or swap it later).
+    public var allowSharedDirectory = false
 
     public init(
         socketPath: String, socketMode: mode_t = 0o600, tcpHost: String? = nil, tcpPort: Int? = nil, maxBodyBytes: Int = 64 << 20,
@@ -44,11 +47,15 @@ public struct ServerConfiguration: Sendable {
             idleTimeout: TimeAmount(idleTimeout), httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 << 10, maxHeaderListSize: 64 << 10, maxHeaderFieldCount: 100)))
     }
 
-    /// `$XDG_RUNTIME_DIR/visionpool.sock`, else `/tmp/visionpool-UID.sock`.
+    /// `$XDG_RUNTIME_DIR/visionpool.sock`, else `visionpool.sock` in a private folder
+    /// `/tmp/visionpool-UID` (made 0700 if missing): never a predictable name in a folder
+    /// every user may write to.
     public static func defaultSocketPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
         if let runtime = environment["XDG_RUNTIME_DIR"], !runtime.isEmpty { return "\(runtime)/visionpool.sock" }
-        return "/tmp/visionpool-\(getuid()).sock"
+        return "\(privateFallbackDirectory)/visionpool.sock"
     }
+
+    static var privateFallbackDirectory: String { "/tmp/visionpool-\(getuid())" }
 }
 
 /// Why the server could not start.
@@ -61,6 +68,13 @@ public struct ServerStartError: Error, CustomStringConvertible {
 /// in-flight requests, stops the workers and removes the socket file.
 public enum InferenceServer {
     public static func run(service: ModelService, configuration: ServerConfiguration, logger: Logger) async throws {
+        try checkSocketDirectory(of: configuration.socketPath, allowShared: configuration.allowSharedDirectory)
+        let lock = try lockSocketPath(configuration.socketPath)
+        defer {
+            // Removed while still held, so no other server can have locked this same file.
+            unlink(configuration.socketPath + ".lock")
+            close(lock)
+        }
         try prepareSocketPath(configuration.socketPath)
         let router = makeRouter(
             service: service, maxBodyBytes: configuration.maxBodyBytes, defaultTimeout: configuration.requestTimeout,
@@ -93,10 +107,54 @@ public enum InferenceServer {
         try await app.runService()
     }
 
-    /// A socket file left by a server that died is removed; one that answers is not.
+    /// The socket's folder must belong to this user (or root) and be writable by nobody else,
+    /// unless `allowShared`: otherwise another user could be listening at the path first, or
+    /// replace the socket later. The private fallback folder is made here if missing.
+    static func checkSocketDirectory(of path: String, allowShared: Bool) throws {
+        let directory = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
+        if directory == ServerConfiguration.privateFallbackDirectory, mkdir(directory, 0o700) != 0, errno != EEXIST {
+            throw ServerStartError(description: "cannot make the socket folder \(directory) (errno \(errno))")
+        }
+        var status = stat()
+        guard stat(directory, &status) == 0, (status.st_mode & S_IFMT) == S_IFDIR else {
+            throw ServerStartError(description: "the socket's folder \(directory) does not exist")
+        }
+        guard !allowShared else { return }
+        guard status.st_uid == getuid() || status.st_uid == 0 else {
+            throw ServerStartError(description: """
+                the socket's folder \(directory) belongs to another user (uid \(status.st_uid)); \
+                choose a folder of your own, or pass --allow-shared-socket-dir
+                """)
+        }
+        guard status.st_mode & (S_IWGRP | S_IWOTH) == 0 else {
+            throw ServerStartError(description: """
+                the socket's folder \(directory) is writable by other users (mode \(String(status.st_mode & 0o7777, radix: 8))), \
+                who could stand in for this server; choose a private folder (the default is), or pass --allow-shared-socket-dir
+                """)
+        }
+    }
+
+    /// Holds `PATH.lock` (`flock`) for the server's life, so two servers started at once on
+    /// one path cannot both decide the socket is stale. Returns the descriptor to close at exit.
+    static func lockSocketPath(_ path: String) throws -> Int32 {
+        let lockPath = path + ".lock"
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { throw ServerStartError(description: "cannot open \(lockPath) (errno \(errno))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw ServerStartError(description: "another visionpool server holds \(lockPath): it is starting or serving on \(path)")
+        }
+        return fd
+    }
+
+    /// A socket file left by a server that died is removed; one that answers is not, and
+    /// nothing that is not a socket is touched.
     static func prepareSocketPath(_ path: String) throws {
         var status = stat()
         guard lstat(path, &status) == 0 else { return }
+        guard (status.st_mode & S_IFMT) != S_IFLNK else {
+            throw ServerStartError(description: "\(path) is a symbolic link; a socket path must name the socket itself")
+        }
         guard (status.st_mode & S_IFMT) == S_IFSOCK else {
             throw ServerStartError(description: "\(path) exists and is not a socket; choose another --socket path")
         }

@@ -1,0 +1,31 @@
+import Foundation
+
+/// Waits until `condition` holds, for at most `seconds`.
+public func eventually(within seconds: Double, _ condition: () -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return condition()
+}
+
+/// Whether `pid` exists and has not exited (a zombie waiting for its new parent to reap it has).
+public func isRunning(_ pid: Int32) -> Bool {
+    guard let state = statFields(pid)?.first else { return false }
+    return state != "Z" && state != "X"
+}
+
+/// The fields of /proc/PID/stat after the command name: state, parent pid, …
+public func statFields(_ pid: Int32) -> [Substring]? {
+    (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8))?.split(separator: ")").last?.split(separator: " ")
+}
+
+/// Processes whose parent is `parent`.
+public func childrenOf(_ parent: Int32) -> [Int32] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap(Int32.init).filter { pid in
+        guard let fields = statFields(pid), fields.count > 1 else { return false }
+        return Int32(fields[1]) == parent
+    }
+}
