@@ -25,7 +25,6 @@ import json
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from server_process import wait_for_socket
 from release_binary import ROOT, release_binary
 
 PYTHON = ROOT / ".venv/bin/python"
@@ -130,19 +130,6 @@ def visionpool_bench(binary, arguments):
 
 def label(configuration):
     return f"{configuration['workers']} workers × {configuration['threads']} threads, batch ≤ {configuration['batch']}"
-
-
-def wait_for_socket(path, server, limit=60):
-    """Until the server accepts connections (bench then waits for it to be ready)."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline and server.poll() is None:
-        try:
-            with socket.socket(socket.AF_UNIX) as probe:
-                probe.connect(path)
-                return
-        except OSError:
-            time.sleep(0.1)
-    sys.exit(f"visionpool serve did not start listening on {path}")
 
 
 def main():

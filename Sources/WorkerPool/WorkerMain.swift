@@ -38,6 +38,7 @@ public enum WorkerMain {
         ready.text = engine.engineDescription.precision
         send(ready, on: control)
 
+        var batchesRun = 0
         while true {
             let message: ControlMessage?
             do {
@@ -50,11 +51,26 @@ public enum WorkerMain {
             guard let message, message.kind != .stop else { _exit(0) }
             guard message.kind == .run else { fail("unexpected \(message.kind) message from the front") }
             let received = monotonicNanoseconds()
-            var reply = runBatch(message, engine: engine, arena: arena)
+            batchesRun += 1
+            var reply = injectedEngineErrorInterval.map { batchesRun % $0 == 0 } == true
+                ? injectedEngineError(message) : runBatch(message, engine: engine, arena: arena)
             reply.receivedAt = received
             reply.repliedAt = monotonicNanoseconds()
             send(reply, on: control)
         }
+    }
+
+    /// Fault injection, for tests and failure drills: with `VISIONPOOL_INJECT_ENGINE_ERROR_EVERY=N`
+    /// in the front's environment, every Nth batch a worker is sent fails as an engine error
+    /// would (the engine is not run), so the path from a failing engine to the client's answer
+    /// can be exercised with real engines.
+    static let injectedEngineErrorInterval = ProcessInfo.processInfo.environment["VISIONPOOL_INJECT_ENGINE_ERROR_EVERY"]
+        .flatMap(Int.init).flatMap { $0 > 0 ? $0 : nil }
+
+    static func injectedEngineError(_ message: ControlMessage) -> ControlMessage {
+        var reply = ControlMessage(kind: .error, slot: message.slot, batch: message.batch, sequence: message.sequence)
+        reply.text = "injected engine error (VISIONPOOL_INJECT_ENGINE_ERROR_EVERY)"
+        return reply
     }
 
     /// Runs one batch on its slot in place and says how it went.

@@ -52,6 +52,22 @@ import Testing
         #expect(metrics.contains(#"visionpool_worker_restarts{model="resnet18"} 3.0"#), "\(metrics.split(separator: "\n").filter { $0.contains("restart") })")
     }
 
+    /// An engine that fails on one batch: that request gets a 500 naming the failure, the
+    /// others are answered, and the worker stays (an engine error is not a crash).
+    @Test func anEngineErrorFailsOnlyItsRequestAndSaysSo() throws {
+        let server = try ServerHarness(["--model", "tiny", "--workers", "1"], environment: ["VISIONPOOL_INJECT_ENGINE_ERROR_EVERY": "4"])
+        defer { server.stop() }
+        let image = try Fixtures.image("cat.jpg")
+        let replies = try (0..<12).map { _ in try server.request("POST", "/v1/classify", body: image) }
+        #expect(replies.map(\.status) == (1...12).map { $0 % 4 == 0 ? 500 : 200 })
+        for reply in replies where reply.status == 500 {
+            #expect((reply.json?["error"] as? String)?.contains("injected engine error") == true)
+        }
+        let metrics = String(decoding: try server.request("GET", "/metrics").body, as: UTF8.self)
+        #expect(metrics.contains(#"visionpool_worker_restarts{model="tiny"} 0.0"#))
+        #expect(try server.request("GET", "/v2/health/ready").status == 200)
+    }
+
     /// The front killed outright: its workers follow within a second, and the next server on
     /// the same path replaces the socket file it left.
     @Test func killingTheFrontTakesItsWorkersAndTheNextStartCleansUp() async throws {

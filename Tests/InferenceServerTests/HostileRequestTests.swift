@@ -91,7 +91,8 @@ import Testing
     }
 
     /// A client that sends part of a request and then nothing holds its connection only until
-    /// the idle timeout; thousands of idle connections cost the server nothing it cannot spare.
+    /// the idle timeout, one that gives up halfway loses only its own request, and thousands
+    /// of idle connections cost the server nothing it cannot spare.
     @Test func slowSendersAndThousandsOfIdleConnections() throws {
         var limit = rlimit()
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
@@ -105,6 +106,12 @@ import Testing
         defer { server.stop() }
         let stalled = try RawConnection(socket: server.socket)
         stalled.send("POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n\u{FF}\u{D8}".utf8)
+        // A body cut short: the client stops writing after 2 of 100000 bytes.
+        let truncated = try RawConnection(socket: server.socket)
+        truncated.send("POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n\u{FF}\u{D8}".utf8)
+        shutdown(truncated.fd, Int32(SHUT_WR))
+        let cut = truncated.readUntilClosed(timeout: 15)
+        #expect(cut.closed && statusCode(cut.bytes).map { (400...499).contains($0) } ?? true, "a truncated body ends its connection")
         let idle = try (0..<connections).map { _ in try RawConnection(socket: server.socket) }
         let good = try server.request("POST", "/v1/classify", body: try Fixtures.image("cat.jpg"))
         #expect(good.status == 200, "a good request while \(connections) connections idle and one stalls")

@@ -21,12 +21,13 @@ public final class ServerHarness: @unchecked Sendable {
     public let log: URL
 
     /// Starts the server and waits until it reports ready.
-    public init(_ arguments: [String] = [], socket path: String? = nil, waitForReady: Bool = true) throws {
+    public init(_ arguments: [String] = [], socket path: String? = nil, environment: [String: String] = [:], waitForReady: Bool = true) throws {
         directory = try Fixtures.temporaryDirectory()
         socket = path ?? directory.appendingPathComponent("visionpool.sock").path
         log = directory.appendingPathComponent("server.log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         process.executableURL = TestPaths.executable
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.arguments = ["serve", "--socket", socket, "--workers", "2", "--threads", "1"] + arguments
         let output = try FileHandle(forWritingTo: log)
         process.standardOutput = output

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""Soak test: `visionpool serve` for a long time at ~70 % of its peak, with workers killed.
+
+Starts a server, measures its peak (closed loop), then offers --load × peak as an open loop
+(Poisson arrivals, via `visionpool bench --socket --rate`) minute after minute with a
+realistic mix of photos (ImageNet-size mostly, some 12 MP camera images), and SIGKILLs a
+random worker every --kill-every seconds. Every few seconds it samples the resident memory
+and open descriptors of the front and of each worker. At the end it prints one line per
+minute (with the server's own inference and queue p50s, which tell a slower machine from a
+slower server) and checks the targets: memory and descriptors flat after warm-up (within
+10 %), p99 within 50 % of its median, and no lost request.
+
+    tools/soak.py [--minutes 30] [--model resnet50] [--load 0.7] [--kill-every 300] [--json FILE]
+"""
+
+import argparse
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from server_process import wait_for_socket
+from release_binary import release_binary
+
+WORKLOAD = "imagenet=9,camera=1"
+
+
+def children(pid):
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return sorted(found)
+
+
+def resident_bytes(pid):
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def descriptors(pid):
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+
+
+class Sampler(threading.Thread):
+    """Memory and descriptors of the front and its workers every few seconds, by minute."""
+
+    def __init__(self, front, interval=5):
+        super().__init__(daemon=True)
+        self.front, self.interval = front, interval
+        self.samples = []  # (time, front rss, front fds, [worker rss], [worker fds])
+        self.stopped = threading.Event()
+
+    def run(self):
+        while not self.stopped.wait(self.interval):
+            workers = children(self.front)
+            self.samples.append((time.monotonic(), resident_bytes(self.front), descriptors(self.front),
+                                 [resident_bytes(pid) for pid in workers], [descriptors(pid) for pid in workers]))
+
+
+def bench(binary, socket_path, model, arguments):
+    command = [str(binary), "bench", "--socket", socket_path, "--model", model, "--workload", WORKLOAD, "--json", "-", *arguments]
+    run = subprocess.run(command, capture_output=True, text=True)
+    if run.returncode != 0 and not run.stdout:
+        sys.exit(f"{' '.join(command)} failed:\n{run.stderr[-2000:]}")
+    return json.loads(run.stdout)["runs"][0]["measurement"]
+
+
+def drift(values):
+    """Largest relative change of the per-minute values from the first one after warm-up."""
+    values = [value for value in values if value]
+    if len(values) < 2:
+        return 0.0
+    return max(abs(value - values[0]) / values[0] for value in values)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=int, default=30)
+    parser.add_argument("--model", default="resnet50")
+    parser.add_argument("--load", type=float, default=0.7, help="offered rate as a fraction of the measured peak")
+    parser.add_argument("--kill-every", type=float, default=300, help="seconds between worker kills (0: none)")
+    parser.add_argument("--warm-up-minutes", type=int, default=2, help="minutes left out of the flatness checks")
+    parser.add_argument("--json", help="write the per-minute figures here")
+    args = parser.parse_args()
+
+    binary = release_binary()
+    socket_path = os.path.join(tempfile.mkdtemp(prefix="visionpool-soak-"), "visionpool.sock")
+    server = subprocess.Popen([str(binary), "serve", "--socket", socket_path, "--model", args.model],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_socket(socket_path, server)
+    try:
+        peak = bench(binary, socket_path, args.model, ["--concurrency", str(2 * len(os.sched_getaffinity(0))), "--duration", "30"])
+        rate = args.load * peak["images_per_second"]
+        print(f"{args.model}, {WORKLOAD}: peak {peak['images_per_second']:.1f} images/s; offering {rate:.1f}/s "
+              f"for {args.minutes} min, a worker killed every {args.kill_every:g} s", flush=True)
+        sampler = Sampler(server.pid)
+        sampler.start()
+        kills = []
+        generator = random.Random(11)
+        next_kill = time.monotonic() + args.kill_every if args.kill_every > 0 else float("inf")
+        minutes = []
+        print(f"{'min':>3} {'img/s':>6} {'p50 ms':>7} {'p99 ms':>7} {'infer ms':>8} {'queue ms':>8} {'failed':>6} {'front MB':>8} "
+              f"{'workers MB':>11} {'fds':>9} {'kills':>5}", flush=True)
+        for minute in range(1, args.minutes + 1):
+            start = time.monotonic()
+            killer = None
+            if next_kill < start + 60:
+                def kill_one(delay):
+                    time.sleep(delay)
+                    workers = children(server.pid)
+                    if workers:
+                        victim = generator.choice(workers)
+                        os.kill(victim, signal.SIGKILL)
+                        kills.append((time.monotonic(), victim))
+                killer = threading.Thread(target=kill_one, args=(max(0.0, next_kill - start),), daemon=True)
+                killer.start()
+                next_kill += args.kill_every
+            measurement = bench(binary, socket_path, args.model, ["--rate", f"{rate:.3f}", "--duration", "60", "--warm-up", "0"])
+            if killer:
+                killer.join()
+            window = [sample for sample in sampler.samples if start <= sample[0] < time.monotonic()]
+            last = window[-1] if window else (0, None, None, [], [])
+            # Connections come and go with the load generator: the minute's median says more than one sample.
+            front_fds = statistics.median([sample[2] for sample in window if sample[2]]) if window else None
+            row = {
+                "minute": minute, "images_per_second": measurement["images_per_second"], "p50_ms": measurement["latency"]["p50"],
+                "p99_ms": measurement["latency"]["p99"], "failed": measurement["failed"] + measurement["dropped"],
+                "stage_p50_ms": {stage: summary["p50"] for stage, summary in measurement["stages"].items()},
+                "failures": measurement["failures"], "front_rss_bytes": last[1], "front_fds": front_fds,
+                "worker_rss_bytes": last[3], "worker_fds": last[4], "kills": sum(1 for moment, _ in kills if moment >= start),
+            }
+            minutes.append(row)
+            workers_mb = "/".join(str((value or 0) >> 20) for value in row["worker_rss_bytes"])
+            fds = f"{row['front_fds']:g}/{'+'.join(str(value) for value in row['worker_fds'])}"
+            stages = row["stage_p50_ms"]
+            print(f"{minute:>3} {row['images_per_second']:>6.1f} {row['p50_ms']:>7.0f} {row['p99_ms']:>7.0f} "
+                  f"{stages.get('inference', 0):>8.0f} {stages.get('queue', 0):>8.0f} {row['failed']:>6} "
+                  f"{(row['front_rss_bytes'] or 0) >> 20:>8} {workers_mb:>11} {fds:>9} {row['kills']:>5}", flush=True)
+        sampler.stopped.set()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+
+    steady = minutes[args.warm_up_minutes:] or minutes
+    front_drift = drift([row["front_rss_bytes"] for row in steady])
+    # Workers are replaced by the kills, so their memory is compared as the largest per minute.
+    worker_drift = drift([max(filter(None, row["worker_rss_bytes"]), default=0) for row in steady])
+    fd_drift = drift([row["front_fds"] for row in steady])
+    p99s = [row["p99_ms"] for row in steady]
+    p99_spread = (max(p99s) - statistics.median(p99s)) / statistics.median(p99s) if p99s else 0
+    lost = sum(row["failed"] for row in minutes)
+    print(f"\nafter {args.warm_up_minutes} min of warm-up: front RSS drift {front_drift:.1%}, worker RSS drift {worker_drift:.1%}, "
+          f"front descriptors drift {fd_drift:.1%}; p99 median {statistics.median(p99s):.0f} ms, worst +{p99_spread:.0%}; "
+          f"{len(kills)} workers killed; {lost} requests lost")
+    verdicts = {"memory flat (≤ 10 %)": max(front_drift, worker_drift) <= 0.10, "descriptors flat (≤ 10 %)": fd_drift <= 0.10,
+                "p99 flat (worst ≤ 50 % over the median)": p99_spread <= 0.5, "no lost request": lost == 0}
+    for name, ok in verdicts.items():
+        print(f"  {'ok  ' if ok else 'FAIL'} {name}")
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"rate": rate, "peak": peak["images_per_second"], "minutes": minutes, "kills": len(kills)}, out, indent=2)
+    sys.exit(0 if all(verdicts.values()) else 1)
+
+
+if __name__ == "__main__":
+    main()
