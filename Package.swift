@@ -97,7 +97,7 @@ let package = Package(
         .target(
             name: "InferenceServer",
             dependencies: [
-                "Classification", "ImagePipeline", "InferenceEngines", "ModelCatalog", "WorkerPool",
+                "Classification", "ImagePipeline", "InferenceEngines", "ModelCatalog", "WorkerPool", "CLinuxShims",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -173,21 +173,9 @@ public final class HTTPTarget: BenchTarget {
 
     /// The pid of the process listening on `socketPath` (`SO_PEERCRED`), or nil if nothing answers.
     private static func peerPID(socketPath: String) -> Int32? {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = CLinuxShims_connect_unix(socketPath)
         guard fd >= 0 else { return nil }
         defer { Glibc.close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard socketPath.utf8.count < capacity else { return nil }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: socketPath.utf8)
-            raw[socketPath.utf8.count] = 0
-        }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard connected == 0 else { return nil }
         let pid = CLinuxShims_peer_pid(fd)
         return pid > 0 ? pid : nil
     }

@@ -36,6 +36,10 @@ int CLinuxShims_set_process_affinity(const int32_t *cpus, size_t count);
 /// `sched_getaffinity(pid, …)`: writes up to `capacity` CPU numbers, returns how many (or -1).
 int CLinuxShims_get_affinity(pid_t pid, int32_t *cpus, size_t capacity);
 
+/// `socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC)` then `connect` to `path`: a connected
+/// descriptor, or -1 with errno set (ENAMETOOLONG when `path` does not fit `sun_path`).
+int CLinuxShims_connect_unix(const char *path);
+
 /// `getsockopt(fd, SOL_SOCKET, SO_PEERCRED, …)`: the process at the other end of a connected
 /// Unix-domain socket (`struct ucred` is behind _GNU_SOURCE). Returns its pid, or -1.
 pid_t CLinuxShims_peer_pid(int fd);

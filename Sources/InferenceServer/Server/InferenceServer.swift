@@ -1,3 +1,4 @@
+import CLinuxShims
 import Classification
 import Foundation
 import Glibc
@@ -158,21 +159,12 @@ public enum InferenceServer {
         guard (status.st_mode & S_IFMT) == S_IFSOCK else {
             throw ServerStartError(description: "\(path) exists and is not a socket; choose another --socket path")
         }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw ServerStartError(description: "cannot check \(path): socket() failed with errno \(errno)") }
-        defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard path.utf8.count < capacity else { throw ServerStartError(description: "socket path \(path) is too long") }
-        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
-            buffer.copyBytes(from: path.utf8)
-            buffer[path.utf8.count] = 0
+        let fd = CLinuxShims_connect_unix(path)
+        if fd >= 0 {
+            close(fd)
+            throw ServerStartError(description: "a server is already listening on \(path)")
         }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        if connected == 0 { throw ServerStartError(description: "a server is already listening on \(path)") }
+        guard errno != ENAMETOOLONG else { throw ServerStartError(description: "socket path \(path) is too long") }
         // Only a refused connection proves the file is stale; anything else may be a live server.
         guard errno == ECONNREFUSED else { throw ServerStartError(description: "cannot tell whether \(path) is in use (errno \(errno))") }
         guard unlink(path) == 0 else { throw ServerStartError(description: "cannot remove the stale socket \(path) (errno \(errno))") }
