@@ -111,7 +111,7 @@ let package = Package(
         .executableTarget(
             name: "visionpool",
             dependencies: [
-                "Classification", "Benchmarking", "ModelCatalog", "InferenceEngines", "ImagePipeline", "WorkerPool", "InferenceServer",
+                "Classification", "Benchmarking", "ModelCatalog", "InferenceEngines", "ImagePipeline", "WorkerPool", "InferenceServer", "CLinuxShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

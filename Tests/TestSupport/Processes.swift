@@ -29,3 +29,10 @@ public func childrenOf(_ parent: Int32) -> [Int32] {
         return Int32(fields[1]) == parent
     }
 }
+
+/// The resident memory of `pid` (VmRSS in /proc/PID/status), in bytes.
+public func residentBytes(_ pid: Int32) -> Int? {
+    let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+    guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return nil }
+    return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 }
+}

@@ -44,6 +44,12 @@ int CLinuxShims_connect_unix(const char *path);
 /// Unix-domain socket (`struct ucred` is behind _GNU_SOURCE). Returns its pid, or -1.
 pid_t CLinuxShims_peer_pid(int fd);
 
+/// `mallopt(M_MMAP_THRESHOLD, bytes)`: every allocation of `bytes` or more gets its own
+/// mapping, unmapped when freed. glibc otherwise raises the threshold after the first such
+/// free, so a burst of multi-megabyte request bodies stays resident in its heaps for good.
+/// Returns 1 on success, 0 on failure.
+int CLinuxShims_set_mmap_threshold(size_t bytes);
+
 /// `posix_spawn` of `path` with `argv`/`envp`, `shared_memory` as descriptor 3 and `control`
 /// as descriptor 4 in the child, its standard output sent to standard error (a worker must
 /// never write into the front's output), every other descriptor closed, default signal
