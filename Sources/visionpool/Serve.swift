@@ -47,6 +47,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds before an idle connection is closed.")
     var idleTimeout: Double = 60
 
+    @Option(help: "Seconds a client has to send a request's body once its headers are in; a slower one is disconnected.")
+    var bodyTimeout: Double = 30
+
     @Option(help: "Requests that may wait for a free slot before new ones get 503 with Retry-After.")
     var maxQueue: Int = 256
 
@@ -63,8 +66,8 @@ struct Serve: AsyncParsableCommand {
         guard let mode = mode_t(socketMode, radix: 8), mode <= 0o777 else { throw ValidationError("--socket-mode must be octal, e.g. 600") }
         _ = mode
         guard maxBodyBytes >= 1 else { throw ValidationError("--max-body-bytes must be at least 1") }
-        guard (0.001...86_400).contains(requestTimeout), (0.001...86_400).contains(idleTimeout) else {
-            throw ValidationError("--request-timeout and --idle-timeout take seconds from 0.001 to 86400")
+        guard [requestTimeout, idleTimeout, bodyTimeout].allSatisfy({ (0.001...86_400).contains($0) }) else {
+            throw ValidationError("--request-timeout, --idle-timeout and --body-timeout take seconds from 0.001 to 86400")
         }
         guard maxQueue >= 0 else { throw ValidationError("--max-queue must not be negative") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
@@ -108,7 +111,8 @@ struct Serve: AsyncParsableCommand {
         var configuration = ServerConfiguration(
             socketPath: socket ?? ServerConfiguration.defaultSocketPath(), socketMode: mode_t(socketMode, radix: 8)!,
             tcpHost: address?.host, tcpPort: address?.port, maxBodyBytes: maxBodyBytes,
-            requestTimeout: .milliseconds(Int64(requestTimeout * 1000)), idleTimeout: .milliseconds(Int64(idleTimeout * 1000)))
+            requestTimeout: .milliseconds(Int64(requestTimeout * 1000)), idleTimeout: .milliseconds(Int64(idleTimeout * 1000)),
+            bodyTimeout: .milliseconds(Int64(bodyTimeout * 1000)))
         configuration.accessLog = accessLog
         configuration.allowSharedDirectory = allowSharedSocketDir
         try await InferenceServer.run(service: ModelService(entry: entry, classifier: classifier), configuration: configuration, logger: logger)

@@ -90,6 +90,34 @@ import Testing
         #expect(try server.request("GET", "/v2/health/ready").status == 200)
     }
 
+    /// Slowloris: clients that keep sending a byte every half second, so they are never idle.
+    /// One trickles its headers (never a request, so the idle timeout ends it), one its body
+    /// (cut off by the body deadline); both are gone within seconds, and others are served.
+    @Test(arguments: [
+        ("headers", "POST /v1/classify HTTP/1.1\r\nHost: x\r\n", "X-Slow: yes\r\n"),
+        ("body", "POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n", String(repeating: "\u{FF}", count: 100)),
+    ])
+    func tricklingSendersAreCutOff(part: String, opening: String, trickle: String) throws {
+        let server = try ServerHarness(["--model", "tiny", "--idle-timeout", "3", "--body-timeout", "4"])
+        defer { server.stop() }
+        let slow = try RawConnection(socket: server.socket)
+        slow.send(opening.utf8)
+        let started = Date()
+        let sender = Thread {
+            for byte in trickle.utf8 where Date().timeIntervalSince(started) < 30 {
+                guard slow.send([byte]) else { return }
+                usleep(500_000)
+            }
+        }
+        sender.start()
+        #expect(try server.request("POST", "/v1/classify", body: try Fixtures.image("cat.jpg")).status == 200)
+        let answer = slow.readUntilClosed(timeout: 20)
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(answer.closed && elapsed < 12, "a client trickling its \(part) was still connected after \(Int(elapsed)) s")
+        while !sender.isFinished { usleep(10_000) }
+        #expect(try server.request("GET", "/v2/health/ready").status == 200)
+    }
+
     /// Bursts of 12 MP photos (3–4 MB bodies, sixteen at a time) must not leave the front
     /// holding their memory once answered: glibc keeps such bursts resident in its heaps unless
     /// large buffers are mapped one by one (measured: +135 MB after three bursts, against +6 MB).

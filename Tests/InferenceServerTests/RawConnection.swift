@@ -3,7 +3,7 @@ import Glibc
 
 /// A bare client on the server's Unix socket, for what curl will not do: stay idle, stall
 /// halfway, send oversized headers.
-final class RawConnection {
+final class RawConnection: Sendable {
     let fd: Int32
 
     init(socket path: String) throws {

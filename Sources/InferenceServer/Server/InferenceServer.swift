@@ -23,6 +23,8 @@ public struct ServerConfiguration: Sendable {
     public var requestTimeout: Duration
     /// Connections idle this long are closed.
     public var idleTimeout: Duration
+    /// A request's body must have arrived this long after its head, or its connection is closed.
+    public var bodyTimeout: Duration
     /// One log line per request.
     public var accessLog = false
     /// Allow the socket in a folder others may write to (where another user could put their
@@ -31,7 +33,7 @@ public struct ServerConfiguration: Sendable {
 
     public init(
         socketPath: String, socketMode: mode_t = 0o600, tcpHost: String? = nil, tcpPort: Int? = nil, maxBodyBytes: Int = 64 << 20,
-        requestTimeout: Duration = .seconds(30), idleTimeout: Duration = .seconds(60)
+        requestTimeout: Duration = .seconds(30), idleTimeout: Duration = .seconds(60), bodyTimeout: Duration = .seconds(30)
     ) {
         self.socketPath = socketPath
         self.socketMode = socketMode
@@ -40,12 +42,16 @@ public struct ServerConfiguration: Sendable {
         self.maxBodyBytes = maxBodyBytes
         self.requestTimeout = requestTimeout
         self.idleTimeout = idleTimeout
+        self.bodyTimeout = bodyTimeout
     }
 
-    /// HTTP/1 with an idle timeout and bounded headers (oversized ones close the connection).
+    /// HTTP/1 with an idle timeout, a deadline for each body, and bounded headers (oversized
+    /// ones close the connection).
     var http: HTTPServerBuilder {
-        .http1(configuration: .init(
-            idleTimeout: TimeAmount(idleTimeout), httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 << 10, maxHeaderListSize: 64 << 10, maxHeaderFieldCount: 100)))
+        let bodyTimeout = TimeAmount(bodyTimeout)
+        return .http1(configuration: .init(
+            additionalChannelHandlers: [BodyDeadlineHandler(timeout: bodyTimeout)], idleTimeout: TimeAmount(idleTimeout),
+            httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 << 10, maxHeaderListSize: 64 << 10, maxHeaderFieldCount: 100)))
     }
 
     /// `$XDG_RUNTIME_DIR/visionpool.sock`, else `visionpool.sock` in a private folder
