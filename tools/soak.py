@@ -7,12 +7,13 @@ realistic mix of photos (ImageNet-size mostly, some 12 MP camera images), and SI
 random worker every --kill-every seconds. Every few seconds it samples the resident memory
 and open descriptors (sockets aside) of the front and of each worker.
 
-A shared machine slows down and speeds up by tens of percent within minutes (other tenants;
-the CPU time they take shows as steal). 70 % of a peak measured at the start can become 100 %
-of a slower machine, and then the queue, not the server, sets p99. So the load follows the
-machine: each minute offers --load × peak divided by the slowdown, the server's own inference
-p50 in the previous minute over its p50 at the peak (never below 1), and p99 is judged divided
-by the same minute's slowdown. Both raw and adjusted figures are printed, with the steal.
+A shared machine slows down and speeds up by tens of percent within minutes (other tenants
+share its caches, memory bandwidth and cores; little of it shows as steal, printed too).
+70 % of a peak measured at the start can become 100 % of a slower machine, and then the
+queue, not the server, sets p99. So the load follows the machine: each minute offers
+--load × peak divided by the slowdown, the server's own inference p50 in the previous minute
+over its p50 at the peak (never below 1), and p99 is judged divided by the same minute's
+slowdown. Both raw and adjusted figures are printed.
 
 At the end it checks the targets after warm-up: memory and descriptors flat (the median of the
 last five minutes within 10 % of the first five), p99 flat (the same trend within 25 %, and
