@@ -125,7 +125,7 @@ let package = Package(
         .testTarget(name: "ClassificationTests", dependencies: ["Classification", "TestSupport"]),
         .testTarget(name: "BenchmarkingTests", dependencies: ["Benchmarking", "visionpool", "TestSupport"]),
         .testTarget(name: "SharedMemoryTests", dependencies: ["SharedMemory", "TestSupport"]),
-        .testTarget(name: "InferenceServerTests", dependencies: ["visionpool", "TestSupport"]),
+        .testTarget(name: "InferenceServerTests", dependencies: ["visionpool", "CLinuxShims", "TestSupport"]),
         .testTarget(name: "WorkerPoolTests", dependencies: ["WorkerPool", "Classification", "visionpool", "TestSupport"]),
         .testTarget(name: "VisionPoolCLITests", dependencies: ["visionpool", "TestSupport"]),
     ],

@@ -1,3 +1,4 @@
+import CLinuxShims
 import Foundation
 import Glibc
 
@@ -7,21 +8,8 @@ final class RawConnection: Sendable {
     let fd: Int32
 
     init(socket path: String) throws {
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw RawConnectionError("socket() failed: errno \(errno)") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
-            buffer.copyBytes(from: path.utf8)
-            buffer[path.utf8.count] = 0
-        }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard connected == 0 else {
-            close(fd)
-            throw RawConnectionError("connect() failed: errno \(errno)")
-        }
+        fd = CLinuxShims_connect_unix(path)
+        guard fd >= 0 else { throw RawConnectionError("cannot connect to \(path): errno \(errno)") }
     }
 
     deinit { close(fd) }
