@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /// Distinct batch sizes one engine keeps compiled.
 #define VP_OV_MAX_BATCH_SIZES 16
@@ -123,11 +124,8 @@ static size_t sample_count(const int64_t *shape, int32_t rank) {
     return count;
 }
 
-/// Reshapes the model to `batch`, compiles it, and creates its infer request.
-static int32_t compile_batch(vp_ov_engine *engine, int32_t batch, vp_ov_compiled_batch **compiled, char *message, size_t capacity) {
-    if (engine->batch_count == VP_OV_MAX_BATCH_SIZES) {
-        return fail(OK, message, capacity, "more than %d distinct batch sizes", VP_OV_MAX_BATCH_SIZES);
-    }
+/// Reshapes the model to a batch of `batch`.
+static int32_t reshape(vp_ov_engine *engine, int32_t batch, char *message, size_t capacity) {
     int64_t dims[VP_OV_MAX_RANK];
     memcpy(dims, engine->input_shape, sizeof(dims));
     dims[0] = batch;
@@ -137,18 +135,34 @@ static int32_t compile_batch(vp_ov_engine *engine, int32_t batch, vp_ov_compiled
     status = ov_model_reshape_single_input(engine->model, shape);
     ov_partial_shape_free(&shape);
     if (status != OK) return fail(status, message, capacity, "the model cannot take a batch of %d", batch);
+    return 0;
+}
 
-    ov_property_t properties[4];
+/// Compiles the model as it is shaped now for the CPU with the engine's settings; `profiling`
+/// adds per-layer performance counters (ENABLE_PROFILING), which cost time on every inference.
+static ov_status_e compile(vp_ov_engine *engine, int profiling, ov_compiled_model_t **compiled) {
+    ov_property_t properties[5];
     size_t property_count = 0;
     properties[property_count++] = (ov_property_t){ov_property_key_hint_performance_mode, "LATENCY"};
     properties[property_count++] = (ov_property_t){ov_property_key_num_streams, "1"};
     if (engine->threads[0] != '\0') properties[property_count++] = (ov_property_t){ov_property_key_inference_num_threads, engine->threads};
     if (engine->precision_hint[0] != '\0') properties[property_count++] = (ov_property_t){ov_property_key_hint_inference_precision, engine->precision_hint};
+    if (profiling) properties[property_count++] = (ov_property_t){ov_property_key_enable_profiling, "YES"};
+    return ov_core_compile_model_props(engine->core, engine->model, "CPU", property_count, properties, compiled);
+}
+
+/// Reshapes the model to `batch`, compiles it, and creates its infer request.
+static int32_t compile_batch(vp_ov_engine *engine, int32_t batch, vp_ov_compiled_batch **compiled, char *message, size_t capacity) {
+    if (engine->batch_count == VP_OV_MAX_BATCH_SIZES) {
+        return fail(OK, message, capacity, "more than %d distinct batch sizes", VP_OV_MAX_BATCH_SIZES);
+    }
+    int32_t error = reshape(engine, batch, message, capacity);
+    if (error != 0) return error;
 
     vp_ov_compiled_batch *entry = &engine->batches[engine->batch_count];
     memset(entry, 0, sizeof(*entry));
     entry->batch = batch;
-    status = ov_core_compile_model_props(engine->core, engine->model, "CPU", property_count, properties, &entry->compiled);
+    ov_status_e status = compile(engine, 0, &entry->compiled);
     if (status != OK) return fail(status, message, capacity, "cannot compile the model for batch %d", batch);
     status = ov_compiled_model_create_infer_request(entry->compiled, &entry->request);
     if (status != OK) {
@@ -324,4 +338,65 @@ const char *vp_ov_version(void) {
         }
     }
     return text;
+}
+
+/// Which precision a kernel's exec type names: its last "_" part (e.g. brgconv_avx512_I8, brgemm_avx512_bf16).
+static void count_kernel(const char *exec_type, vp_ov_kernel_census *census) {
+    const char *suffix = exec_type == NULL ? NULL : strrchr(exec_type, '_');
+    if (suffix == NULL) {
+        census->other++;
+    } else if (strcasecmp(suffix, "_i8") == 0 || strcasecmp(suffix, "_u8") == 0) {
+        census->int8++;
+    } else if (strcasecmp(suffix, "_bf16") == 0) {
+        census->bf16++;
+    } else if (strcasecmp(suffix, "_f16") == 0 || strcasecmp(suffix, "_fp16") == 0) {
+        census->f16++;
+    } else if (strcasecmp(suffix, "_f32") == 0 || strcasecmp(suffix, "_fp32") == 0) {
+        census->f32++;
+    } else {
+        census->other++;
+    }
+}
+
+int32_t vp_ov_engine_kernel_census(vp_ov_engine *engine, vp_ov_kernel_census *census, char *message, size_t capacity) {
+    memset(census, 0, sizeof(*census));
+    int32_t error = reshape(engine, 1, message, capacity);
+    if (error != 0) return error;
+    ov_compiled_model_t *compiled = NULL;
+    ov_infer_request_t *request = NULL;
+    ov_tensor_t *input = NULL;
+    ov_shape_t shape = {0};
+    ov_profiling_info_list_t layers = {0};
+    int64_t dims[VP_OV_MAX_RANK];
+    memcpy(dims, engine->input_shape, sizeof(dims));
+    dims[0] = 1;
+    void *data = NULL;
+    ov_status_e status = compile(engine, 1, &compiled);
+    if (status == OK) status = ov_compiled_model_create_infer_request(compiled, &request);
+    if (status == OK) status = ov_shape_create(engine->input_rank, dims, &shape);
+    if (status == OK) status = ov_tensor_create(F32, shape, &input);
+    if (status == OK) status = ov_tensor_data(input, &data);
+    if (status == OK) {
+        memset(data, 0, engine->sample_input_count * sizeof(float));
+        status = ov_infer_request_set_input_tensor(request, input);
+    }
+    if (status == OK) status = ov_infer_request_infer(request);
+    if (status == OK) status = ov_infer_request_get_profiling_info(request, &layers);
+    if (status == OK) {
+        for (size_t index = 0; index < layers.size; index++) {
+            const ov_profiling_info_t *layer = &layers.profiling_infos[index];
+            const char *type = layer->node_type == NULL ? "" : layer->node_type;
+            if (layer->status != EXECUTED) continue;
+            if (strstr(type, "Convolution") == NULL && strstr(type, "FullyConnected") == NULL && strstr(type, "MatMul") == NULL) continue;
+            count_kernel(layer->exec_type, census);
+        }
+        ov_profiling_info_list_free(&layers);
+    } else {
+        error = fail(status, message, capacity, "cannot profile the compiled model");
+    }
+    if (input != NULL) ov_tensor_free(input);
+    if (shape.dims != NULL) ov_shape_free(&shape);
+    if (request != NULL) ov_infer_request_free(request);
+    if (compiled != NULL) ov_compiled_model_free(compiled);
+    return error;
 }

@@ -115,6 +115,8 @@ extension PreprocessSpec {
 extension EngineModel {
     /// The engine's view of a catalog model.
     public init(entry: CatalogEntry) throws(ModelCatalogError) {
-        self.init(file: try entry.installedModelURL(), sampleShape: entry.manifest.input.shape, outputCount: entry.manifest.output.classes)
+        self.init(
+            file: try entry.installedModelURL(), sampleShape: entry.manifest.input.shape, outputCount: entry.manifest.output.classes,
+            quantized: entry.manifest.isQuantized)
     }
 }

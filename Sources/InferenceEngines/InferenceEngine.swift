@@ -48,11 +48,14 @@ public struct EngineModel: Sendable, Equatable {
     public var sampleShape: [Int]
     /// Scores per sample.
     public var outputCount: Int
+    /// An int8 (QDQ) model: the engine must keep its quantization or refuse it.
+    public var quantized: Bool
 
-    public init(file: URL, sampleShape: [Int], outputCount: Int) {
+    public init(file: URL, sampleShape: [Int], outputCount: Int, quantized: Bool = false) {
         self.file = file
         self.sampleShape = sampleShape
         self.outputCount = outputCount
+        self.quantized = quantized
     }
 
     public var sampleInputCount: Int { sampleShape.reduce(1, *) }
@@ -61,7 +64,8 @@ public struct EngineModel: Sendable, Equatable {
 /// What an engine actually runs as, after the library made its choices.
 public struct EngineDescription: Sendable, Codable, Equatable {
     public var kind: EngineKind
-    /// The precision in use, e.g. "bf16" when the default was left to OpenVINO.
+    /// The precision in use, e.g. "bf16" when the default was left to OpenVINO, or "int8+bf16"
+    /// for a quantized model whose remaining float layers run at bf16.
     public var precision: String
     public var threads: Int
     public var version: String

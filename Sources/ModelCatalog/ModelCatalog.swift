@@ -28,7 +28,7 @@ public struct ModelCatalog: Sendable {
         return lettersAndDigits(first) && name.utf8.allSatisfy { lettersAndDigits($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") }
     }
 
-    /// Every manifest in the folder, by name.
+    /// Every manifest in the folder, by name (so an int8 model follows its f32 model).
     public func entries() throws(ModelCatalogError) -> [CatalogEntry] {
         let files: [URL]
         do {
@@ -37,7 +37,7 @@ public struct ModelCatalog: Sendable {
             throw .catalogUnreadable(directory: directory.path, reason: error.localizedDescription)
         }
         return try files.filter { $0.pathExtension == "json" }
-            .sorted { $0.lastPathComponent < $1.lastPathComponent }
+            .sorted { $0.deletingPathExtension().lastPathComponent < $1.deletingPathExtension().lastPathComponent }
             .map { manifestURL throws(ModelCatalogError) in try CatalogEntry(manifestURL: manifestURL) }
     }
 

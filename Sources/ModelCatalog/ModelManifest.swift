@@ -77,6 +77,49 @@ public struct ModelManifest: Codable, Sendable, Equatable {
         public static let presets: [String: Preprocessing] = ["imagenet": imagenet, "tensorflow": tensorflow, "caffe": caffe]
     }
 
+    /// The arithmetic the model's weights are stored for.
+    public enum Precision: String, Codable, Sendable {
+        case f32
+        /// Quantized (QuantizeLinear/DequantizeLinear pairs): the engine must run int8 kernels.
+        case int8
+    }
+
+    /// How an int8 model was made from its f32 model, and how closely it agrees with it;
+    /// written by tools/models/quantize.py, shown by `visionpool models`.
+    public struct Quantization: Codable, Sendable, Equatable {
+        /// The inputs a quantization was calibrated or validated on.
+        public struct InputSet: Codable, Sendable, Equatable {
+            public var inputs: Int
+            /// The distinct photos the inputs were made from.
+            public var photos: Int
+            public var source: String?
+        }
+
+        /// The OpenVINO run the figures were measured on.
+        public struct Measurement: Codable, Sendable, Equatable {
+            public var version: String
+            public var cpuFlags: String
+            /// Executed convolution and fully connected layers by kernel precision, e.g. ["int8": 53, "bf16": 1].
+            public var kernels: [String: Int]
+        }
+
+        public var sourceModel: String
+        /// e.g. "NNCF 3.4.0".
+        public var tool: String
+        public var recipe: String
+        public var calibration: InputSet
+        public var validation: InputSet
+        /// Fraction of validation inputs whose top class matches the f32 model's.
+        public var top1Agreement: Double
+        /// Mean fraction of the f32 model's top 5 classes also in the int8 model's top 5.
+        public var top5Overlap: Double
+        /// The least top-1 agreement the quantization was allowed to reach.
+        public var minAgreement: Double
+        /// The f32 model's own agreement with f32 at OpenVINO's default precision (bf16 on some CPUs): context for the figure above.
+        public var f32AtDefaultPrecisionTop1Agreement: Double?
+        public var openvino: Measurement?
+    }
+
     public var name: String
     public var description: String
     /// The ONNX file, relative to the manifest's folder unless absolute.
@@ -89,6 +132,12 @@ public struct ModelManifest: Codable, Sendable, Equatable {
     public var preprocessing: Preprocessing
     /// One label per line, relative to the manifest's folder unless absolute.
     public var labels: String?
+    /// Absent for f32 models.
+    public var precision: Precision?
+    /// Present for int8 models.
+    public var quantization: Quantization?
+
+    public var isQuantized: Bool { precision == .int8 }
 
     public init(
         name: String, description: String, file: String, weights: Weights, provenance: String, licence: String,
@@ -129,6 +178,9 @@ public struct ModelManifest: Codable, Sendable, Equatable {
         }
         if p.mean.count != 3 || p.std.count != 3 { problems.append("preprocessing mean and std need 3 values each") }
         if p.std.contains(where: { !($0 > 0) }) { problems.append("preprocessing std values must be positive") }
+        if isQuantized && quantization == nil {
+            problems.append("an int8 model's manifest records its quantization (tools/models/quantize.py writes it)")
+        }
         return problems
     }
 }

@@ -7,6 +7,7 @@ public struct WorkerConfiguration: Codable, Sendable, Equatable {
     public var modelFile: String
     public var sampleShape: [Int]
     public var outputCount: Int
+    public var quantized: Bool
     public var engine: EngineKind
     public var threads: Int
     public var precision: Precision
@@ -24,7 +25,7 @@ public struct WorkerConfiguration: Codable, Sendable, Equatable {
     }
 
     public var engineModel: EngineModel {
-        EngineModel(file: URL(fileURLWithPath: modelFile), sampleShape: sampleShape, outputCount: outputCount)
+        EngineModel(file: URL(fileURLWithPath: modelFile), sampleShape: sampleShape, outputCount: outputCount, quantized: quantized)
     }
 
     public var engineOptions: EngineOptions {

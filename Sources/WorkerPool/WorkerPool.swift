@@ -429,7 +429,7 @@ public final class WorkerPool: @unchecked Sendable {
         defer { try? theirs.close() }
         let worker = WorkerConfiguration(
             modelFile: configuration.model.file.path, sampleShape: configuration.model.sampleShape,
-            outputCount: configuration.model.outputCount, engine: configuration.engine.kind, threads: configuration.threadsPerWorker,
+            outputCount: configuration.model.outputCount, quantized: configuration.model.quantized, engine: configuration.engine.kind, threads: configuration.threadsPerWorker,
             precision: configuration.engine.precision, cacheDirectory: configuration.engine.cacheDirectory?.path,
             slotCount: arena.layout.slotCount, maxBatch: arena.layout.maxBatch, cpus: cpuSets[seat], parentPID: getpid())
         let arguments = [configuration.workerExecutable.path, "worker", "--configuration", worker.encoded()]

@@ -5,8 +5,8 @@ import ModelCatalog
 
 struct Models: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List the model catalog, or add an ONNX classifier to it.",
-        subcommands: [List.self, Add.self],
+        abstract: "List the model catalog, add an ONNX classifier to it, or quantize one to int8.",
+        subcommands: [List.self, Add.self, Quantize.self],
         defaultSubcommand: List.self
     )
 
@@ -31,10 +31,33 @@ struct Models: ParsableCommand {
                       weights     \(manifest.weights.rawValue)
                       input       \(manifest.input.name) \(manifest.input.layout) \(manifest.input.shape), \(manifest.preprocessing.channelOrder.rawValue), resize \(manifest.preprocessing.resizeShortSide) → crop \(manifest.preprocessing.crop)
                       output      \(manifest.output.name): \(manifest.output.classes) \(manifest.output.kind.rawValue)
+                      precision   \(manifest.precision?.rawValue ?? "f32")
+                    """)
+                if let quantization = manifest.quantization { print(Self.describe(quantization)) }
+                print("""
                       provenance  \(manifest.provenance)
                       licence     \(manifest.licence)
                     """)
             }
+        }
+
+        /// How an int8 model was made and how closely it agrees with its f32 model.
+        static func describe(_ q: ModelManifest.Quantization) -> String {
+            let percent = { (fraction: Double) in String(format: "%.1f %%", fraction * 100) }
+            var accuracy = "top-1 agreement \(percent(q.top1Agreement)) with \(q.sourceModel) (at least \(percent(q.minAgreement)) required), top-5 overlap \(percent(q.top5Overlap))"
+            if let baseline = q.f32AtDefaultPrecisionTop1Agreement {
+                accuracy += "; \(q.sourceModel) itself at OpenVINO's default precision: \(percent(baseline))"
+            }
+            var lines = [
+                "  quantized   by \(q.tool) from \(q.sourceModel), recipe \(q.recipe)",
+                "  accuracy    \(accuracy)",
+                "  calibrated  on \(q.calibration.inputs) inputs from \(q.calibration.photos) photos (\(q.calibration.source ?? "bundled photos")); validated on \(q.validation.inputs) inputs from \(q.validation.photos) other photos",
+            ]
+            if let run = q.openvino {
+                let kernels = run.kernels.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                lines.append("  kernels     \(kernels) (OpenVINO \(run.version), CPU flags: \(run.cpuFlags))")
+            }
+            return lines.joined(separator: "\n")
         }
     }
 
@@ -107,6 +130,68 @@ struct Models: ParsableCommand {
             let catalog = ModelSelection.catalog(at: modelsDir)
             let entry = try catalog.add(manifest, modelFile: modelURL, labelsFile: labels.map { URL(fileURLWithPath: $0) }, replacing: replace)
             print("added \(entry.manifest.name) to \(entry.manifestURL.path)")
+        }
+    }
+
+    struct Quantize: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Quantize a catalog model to int8 and add it, if it agrees closely enough with the f32 model.",
+            discussion: """
+                Runs tools/models/quantize.py in the checkout's Python environment (tools/setup.sh makes it): NNCF \
+                post-training quantization calibrated on the bundled photos (or --calibration DIR), then top-1 agreement \
+                and top-5 overlap with the f32 model on 500 validation inputs from other photos. Below --min-agreement \
+                nothing is written and the exit status is 2. The int8 model runs on --engine openvino.
+                """
+        )
+
+        @Argument(help: "Catalog name of the f32 model.")
+        var model: String
+
+        @Option(help: "Catalog name of the int8 model (default: MODEL-int8).")
+        var name: String?
+
+        @Option(help: "Calibrate on the images in this folder instead of the bundled photos.", completion: .directory)
+        var calibration: String?
+
+        @Option(help: "Least top-1 agreement with the f32 model, 0–1.")
+        var minAgreement: Double = 0.97
+
+        @Option(help: "Calibration inputs (views of the calibration photos).")
+        var calibrationSize: Int = 300
+
+        @Option(help: "Validation inputs (views of other photos).")
+        var validationSize: Int = 500
+
+        @Option(help: "Recipes to try in order until one agrees enough: default, keep-ends, keep-depthwise.")
+        var recipes: String = "default,keep-ends,keep-depthwise"
+
+        @Option(help: "The model catalog folder (default: $VISIONPOOL_MODELS, else the checkout's Models/).")
+        var modelsDir: String?
+
+        func validate() throws {
+            guard minAgreement > 0 && minAgreement <= 1 else { throw ValidationError("--min-agreement is a fraction in (0, 1], e.g. 0.97") }
+            guard calibrationSize >= 1, validationSize >= 1 else { throw ValidationError("--calibration-size and --validation-size must be at least 1") }
+        }
+
+        func run() throws {
+            let checkout = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            let python = checkout.appendingPathComponent(".venv/bin/python"), script = checkout.appendingPathComponent("tools/models/quantize.py")
+            guard FileManager.default.isExecutableFile(atPath: python.path), FileManager.default.fileExists(atPath: script.path) else {
+                throw CommandFailure("quantizing needs the checkout's Python environment with NNCF: run tools/setup.sh in \(checkout.path)")
+            }
+            var arguments = [
+                script.path, model, "--models-dir", ModelSelection.catalog(at: modelsDir).directory.path,
+                "--min-agreement", String(minAgreement), "--calibration-size", String(calibrationSize),
+                "--validation-size", String(validationSize), "--recipes", recipes,
+            ]
+            if let name { arguments += ["--name", name] }
+            if let calibration { arguments += ["--calibration", calibration] }
+            let process = Process()
+            process.executableURL = python
+            process.arguments = arguments
+            try process.run()
+            process.waitUntilExit()
+            guard process.terminationStatus == 0 else { throw ExitCode(process.terminationStatus) }
         }
     }
 }

@@ -18,7 +18,9 @@ func scores(_ engine: any InferenceEngine, inputs: [[Float]]) throws -> [Float] 
 
 func engineModel(_ name: String) throws -> EngineModel {
     let entry = try Fixtures.catalog.entry(named: name)
-    return EngineModel(file: try entry.installedModelURL(), sampleShape: entry.manifest.input.shape, outputCount: entry.manifest.output.classes)
+    return EngineModel(
+        file: try entry.installedModelURL(), sampleShape: entry.manifest.input.shape, outputCount: entry.manifest.output.classes,
+        quantized: entry.manifest.isQuantized)
 }
 
 /// Real photos, preprocessed by the independent reference, with the classes they must get.

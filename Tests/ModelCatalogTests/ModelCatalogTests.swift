@@ -6,7 +6,27 @@ import Testing
 @Suite struct BundledCatalogTests {
     @Test func listsTheBundledModels() throws {
         let names = try Fixtures.catalog.entries().map(\.manifest.name)
-        #expect(names == ["efficientnet-lite0", "resnet18", "resnet50", "tiny"])
+        #expect(names == ["efficientnet-lite0", "efficientnet-lite0-int8", "resnet18", "resnet50", "resnet50-int8", "tiny"])
+    }
+
+    @Test("set-up's int8 models record how closely they agree with their f32 model", arguments: [
+        ("efficientnet-lite0-int8", "efficientnet-lite0"), ("resnet50-int8", "resnet50"),
+    ])
+    func int8ModelsRecordTheirAccuracy(name: String, source: String) throws {
+        let entry = try Fixtures.catalog.entry(named: name)
+        #expect(entry.isInstalled, "run tools/setup.sh")
+        #expect(entry.manifest.isQuantized)
+        let quantization = try #require(entry.manifest.quantization)
+        #expect(quantization.sourceModel == source)
+        #expect(quantization.tool.hasPrefix("NNCF "))
+        #expect(quantization.top1Agreement >= quantization.minAgreement && quantization.top1Agreement <= 1)
+        #expect(quantization.top5Overlap > 0.5 && quantization.top5Overlap <= 1)
+        #expect(quantization.validation.inputs >= 500 && quantization.calibration.inputs >= 100)
+        #expect(quantization.calibration.photos + quantization.validation.photos <= 40, "the photos are split, not shared")
+        #expect((quantization.openvino?.kernels["int8"] ?? 0) > 0)
+        let f32 = try Fixtures.catalog.entry(named: source).manifest
+        #expect(entry.manifest.weights == f32.weights && entry.manifest.preprocessing == f32.preprocessing)
+        #expect(f32.precision == nil && f32.quantization == nil)
     }
 
     @Test func defaultModelHasRealWeightsAndImageNetLabels() throws {
@@ -78,6 +98,13 @@ import Testing
         let error = #expect(throws: ModelCatalogError.self) { try catalog.entry(named: "broken") }
         let text = error?.description ?? ""
         #expect(text.contains("only NCHW") && text.contains("[3, height, width]"), "\(text)")
+    }
+
+    @Test func anInt8ManifestMustRecordItsQuantization() throws {
+        let (catalog, directory) = try catalog(with: try validManifest { $0["precision"] = "int8" })
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let error = #expect(throws: ModelCatalogError.self) { try catalog.entry(named: "broken") }
+        #expect(error?.description.contains("quantize.py") == true, "\(error?.description ?? "")")
     }
 
     @Test func missingModelFileSaysHowToMakeIt() throws {

@@ -60,7 +60,16 @@ func topClass(_ line: [String: Any]) -> Int? {
         #expect(run.stderr.contains("synthetic weights"))
     }
 
+    @Test func theInt8ModelClassifiesChelseaAsACatThroughThePool() throws {
+        let chelsea = TestPaths.samples.appendingPathComponent("chelsea.png").path
+        let run = try visionpool(["classify", "--json", "--model", "efficientnet-lite0-int8", "--workers", "1", "--threads", "2", chelsea])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(catClasses.contains(run.jsonLines.first.flatMap(topClass) ?? -1))
+        #expect(!run.stderr.contains("synthetic"))
+    }
+
     @Test("bad arguments are explained", arguments: [
+        (["classify", "--engine", "opencv", "--model", "resnet50-int8", "--in-process", TestPaths.samples.appendingPathComponent("chelsea.png").path], "--engine openvino"),
         (["classify", "--model", "nope", "x.jpg"], "no model named \"nope\""),
         (["classify", "--engine", "cuda", "x.jpg"], "cuda"),
         (["classify", "--engine", "opencv", "--precision", "bf16", "x.jpg"], "f32 only"),

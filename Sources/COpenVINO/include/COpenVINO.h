@@ -57,6 +57,20 @@ const char *vp_ov_engine_precision(const vp_ov_engine *engine);
 const void *vp_ov_engine_bound_input(const vp_ov_engine *engine, int32_t batch);
 const void *vp_ov_engine_bound_output(const vp_ov_engine *engine, int32_t batch);
 
+/// How many of a compiled model's executed convolutions and fully connected layers ran kernels of each precision.
+typedef struct {
+    int32_t int8;   ///< u8/i8 kernels: the model's quantization was kept
+    int32_t bf16;
+    int32_t f16;
+    int32_t f32;
+    int32_t other;
+} vp_ov_kernel_census;
+
+/// Compiles the model once more at batch 1 with profiling on (ENABLE_PROFILING), runs it on
+/// zeros and reads each layer's exec type (`ov_infer_request_get_profiling_info`), so callers
+/// learn which kernels OpenVINO chose, e.g. whether a bf16 default kept an int8 model's int8 kernels.
+int32_t vp_ov_engine_kernel_census(vp_ov_engine *engine, vp_ov_kernel_census *census, char *message, size_t capacity);
+
 void vp_ov_engine_destroy(vp_ov_engine *engine);
 
 /// The OpenVINO runtime's version string, e.g. "2026.4.1-…".
