@@ -35,10 +35,13 @@ let package = Package(
         // Native libraries behind small C headers.
         .target(
             name: "COpenCVCodec",
+            cSettings: [.unsafeFlags(["-O2"])],
             cxxSettings: [.unsafeFlags([openCVInclude, "-O2"])],
             linkerSettings: [
                 // SilentPNGWarnings.cpp interposes libpng's constructor; the symbol must be dynamic to win.
                 .unsafeFlags(["-Xlinker", "--export-dynamic-symbol=png_create_read_struct"]),
+                // JPEGDecoder.c decodes JPEGs with libjpeg-turbo itself (libjpeg62-turbo-dev).
+                .linkedLibrary("jpeg"),
                 .linkedLibrary("opencv_imgcodecs"),
                 .linkedLibrary("opencv_imgproc"),
                 .linkedLibrary("opencv_core"),

@@ -9,11 +9,18 @@
 - OpenVINO's own `benchmark_app -hint throughput` on the same ONNX file: the engine's
   ceiling on this machine, with no decoding at all.
 
-Each round runs them one after another, so drift on a shared machine falls on all alike;
-the report gives medians and ratios. With --sweep it also runs `visionpool bench --pool
---sweep …` on each workload and prints its recommendations (charts into --charts).
+With --int8 the same three run on the model's int8 copy too (MODEL-int8, made by
+tools/models/quantize.py during set-up): visionpool serving it, the Python baseline on the
+same int8 file (what a careful Python user could do), and benchmark_app on it; the report
+also sets visionpool int8 against the Python baseline on f32, what the tutorials run.
 
-    tools/compare_peers.py [--model resnet50] [--seconds 15] [--rounds 3] [--sweep]
+Each round runs them one after another, so drift on a shared machine falls on all alike;
+the report gives medians and ratios, and the CPU flags that decide which kernels run. With
+--sweep it also runs `visionpool bench --pool --sweep …` on each workload and prints its
+recommendations (charts into --charts).
+
+    tools/compare_peers.py [--model resnet50] [--int8] [--workloads imagenet,camera]
+                           [--seconds 15] [--rounds 3] [--sweep]
 
 The baseline's packages (onnxruntime, opencv-python-headless) are installed into .venv
 from tools/requirements-peers.txt on first use.
@@ -53,7 +60,7 @@ _mean = None
 _std = None
 
 
-def _start_worker(model_path):
+def _start_worker(model_path, mean, std):
     global _session, _mean, _std
     import cv2
     import numpy as np
@@ -64,8 +71,8 @@ def _start_worker(model_path):
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     _session = onnxruntime.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
-    _mean = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255
-    _std = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255
+    _mean = np.array(mean, dtype=np.float32)
+    _std = np.array(std, dtype=np.float32)
 
 
 def _classify(image_bytes):
@@ -84,10 +91,11 @@ def _classify(image_bytes):
     return int(scores.argmax())
 
 
-def python_baseline(model_file, images, seconds, warm_up=2.0):
+def python_baseline(model_file, preprocessing, images, seconds, warm_up=2.0):
     """Images/s of the ProcessPoolExecutor baseline, keeping two requests per worker in flight."""
     workers = len(os.sched_getaffinity(0))
-    with concurrent.futures.ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(str(model_file),)) as pool:
+    initargs = (str(model_file), preprocessing["mean"], preprocessing["std"])
+    with concurrent.futures.ProcessPoolExecutor(workers, initializer=_start_worker, initargs=initargs) as pool:
         list(pool.map(_classify, images[:workers]))  # sessions loaded
         in_flight, done, index = set(), 0, 0
         start = time.monotonic()
@@ -132,57 +140,92 @@ def label(configuration):
     return f"{configuration['workers']} workers × {configuration['threads']} threads, batch ≤ {configuration['batch']}"
 
 
+def cpu_flags():
+    """The flags that decide OpenVINO's and ONNX Runtime's kernels, as lscpu spells them."""
+    wanted = ["avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8"]
+    flags = next((line.split() for line in open("/proc/cpuinfo") if line.startswith("flags")), [])
+    return " ".join(flag for flag in wanted if flag in flags) or "none of " + " ".join(wanted)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="resnet50")
+    parser.add_argument("--int8", action="store_true", help="also run MODEL-int8, the model's quantized copy")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help=f"comma-separated, of {', '.join(WORKLOADS)}")
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=0, help="visionpool's requests in flight (default: 4 per CPU)")
     parser.add_argument("--sweep", action="store_true", help="also sweep the pool's shape on each workload")
     parser.add_argument("--charts", type=Path, default=Path(tempfile.gettempdir()), help="where --sweep writes its charts")
     args = parser.parse_args()
+    workloads = [w for w in args.workloads.split(",") if w]
+    if not workloads or any(w not in WORKLOADS for w in workloads):
+        sys.exit(f"--workloads takes a comma-separated list of {', '.join(WORKLOADS)}")
 
     ensure_peer_packages()
     binary = release_binary()
     cpus = len(os.sched_getaffinity(0))
     concurrency = args.concurrency or 4 * cpus
-    model_file = ROOT / f"Models/{args.model}.onnx"
-    images = {name: [path.read_bytes() for path in sorted((ROOT / "Models/bench" / name).glob("*.jpg"))] for name in WORKLOADS}
+    models = [args.model] + ([f"{args.model}-int8"] if args.int8 else [])
+    manifests = {}
+    for model in models:
+        path = ROOT / f"Models/{model}.json"
+        if not path.is_file() or not (ROOT / "Models" / json.loads(path.read_text())["file"]).is_file():
+            sys.exit(f"Models/{model} is missing: run tools/setup.sh (int8 copies come from tools/models/quantize.py)")
+        manifests[model] = json.loads(path.read_text())
+    images = {name: [path.read_bytes() for path in sorted((ROOT / "Models/bench" / name).glob("*.jpg"))] for name in workloads}
     if not all(images.values()):
         sys.exit("Models/bench is missing its JPEGs: run tools/setup.sh --prepare")
 
-    socket_path = os.path.join(tempfile.mkdtemp(prefix="visionpool-peers-"), "visionpool.sock")
-    server = subprocess.Popen([str(binary), "serve", "--socket", socket_path, "--model", args.model],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_socket(socket_path, server)
-    results = {key: [] for key in ["visionpool imagenet", "python imagenet", "visionpool camera", "python camera", "benchmark_app"]}
+    folder = tempfile.mkdtemp(prefix="visionpool-peers-")
+    sockets = {model: os.path.join(folder, f"{model}.sock") for model in models}
+    servers = [subprocess.Popen([str(binary), "serve", "--socket", sockets[model], "--model", model],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for model in models]
+    measurements = []  # (key, how to measure it once), run in this order every round
+    for model in models:
+        model_file = ROOT / "Models" / manifests[model]["file"]
+        for workload in workloads:
+            bench = ["--socket", sockets[model], "--model", model, "--workload", workload,
+                     "--concurrency", str(concurrency), "--duration", str(args.seconds)]
+            measurements.append((f"visionpool {model} {workload}", lambda bench=bench:
+                                 visionpool_bench(binary, bench)["runs"][0]["measurement"]["images_per_second"]))
+            measurements.append((f"python {model} {workload}", lambda f=model_file, m=model, w=workload:
+                                 python_baseline(f, manifests[m]["preprocessing"], images[w], args.seconds)))
+        measurements.append((f"benchmark_app {model}", lambda f=model_file: benchmark_app(f, args.seconds)))
+    results = {key: [] for key, _ in measurements}
     try:
+        for server, model in zip(servers, models):
+            wait_for_socket(sockets[model], server)
         for round_number in range(1, args.rounds + 1):
-            for workload in WORKLOADS:
-                report = visionpool_bench(binary, ["--socket", socket_path, "--model", args.model, "--workload", workload,
-                                                   "--concurrency", str(concurrency), "--duration", str(args.seconds)])
-                results[f"visionpool {workload}"].append(report["runs"][0]["measurement"]["images_per_second"])
-                results[f"python {workload}"].append(python_baseline(model_file, images[workload], args.seconds))
-            results["benchmark_app"].append(benchmark_app(model_file, args.seconds))
+            for key, measure in measurements:
+                results[key].append(measure())
             print(f"round {round_number}: " + ", ".join(f"{key} {values[-1]:.1f}" for key, values in results.items()), flush=True)
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=60)
+        for server in servers:
+            server.send_signal(signal.SIGTERM)
+        for server in servers:
+            server.wait(timeout=60)
 
     median = {key: statistics.median(values) for key, values in results.items()}
-    print(f"\n{args.model}, {cpus} CPUs, {args.seconds:g} s per run, {args.rounds} rounds alternating; images/s (median):")
-    print(f"  benchmark_app -hint throughput (no decoding)       {median['benchmark_app']:7.1f}")
-    for workload, title in WORKLOADS.items():
-        ours, theirs = median[f"visionpool {workload}"], median[f"python {workload}"]
-        print(f"  {title}:")
-        print(f"    visionpool through the Unix socket               {ours:7.1f}")
-        print(f"    Python ProcessPoolExecutor + ONNX Runtime        {theirs:7.1f}")
-        print(f"    visionpool / Python baseline                     {ours / theirs:7.2f}×")
-        print(f"    visionpool / benchmark_app                       {ours / median['benchmark_app']:7.2f}×")
+    print(f"\n{args.model}, {cpus} CPUs (flags: {cpu_flags()}), {args.seconds:g} s per run, {args.rounds} rounds alternating; "
+          f"images/s (median):")
+    for model in models:
+        engine_ceiling = median[f"benchmark_app {model}"]
+        print(f"  {model}:")
+        print(f"    benchmark_app -hint throughput (no decoding)     {engine_ceiling:7.1f}")
+        for workload in workloads:
+            ours, theirs = median[f"visionpool {model} {workload}"], median[f"python {model} {workload}"]
+            print(f"  {model}, {WORKLOADS[workload]}:")
+            print(f"    visionpool through the Unix socket               {ours:7.1f}")
+            print(f"    Python ProcessPoolExecutor + ONNX Runtime        {theirs:7.1f}")
+            print(f"    visionpool / Python baseline, same file          {ours / theirs:7.2f}×")
+            print(f"    visionpool / benchmark_app, same file            {ours / engine_ceiling:7.2f}×")
+            if model != args.model:
+                print(f"    visionpool int8 / Python baseline on f32         {ours / median[f'python {args.model} {workload}']:7.2f}×")
 
     if args.sweep:
         print(f"\npool sweep, workers=1,2 threads=1,2 batch=1,4, {concurrency} in flight (shapes needing more CPUs are skipped):")
-        for workload in WORKLOADS:
+        for workload in workloads:
             chart = args.charts / f"visionpool-sweep-{workload}.png"
             report = visionpool_bench(binary, ["--pool", "--model", args.model, "--workload", workload, "--duration",
                                                str(args.seconds), "--concurrency", str(concurrency), "--sweep", "workers=1,2",

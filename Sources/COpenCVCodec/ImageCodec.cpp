@@ -1,6 +1,8 @@
-// Decoding and preprocessing with OpenCV: header probe, pixel limit, DCT-reduced JPEG decode,
-// resize, centre crop and normalization straight into the caller's NCHW float buffer.
+// Decoding and preprocessing with OpenCV: header probe, pixel limit, DCT-reduced JPEG decode
+// (libjpeg-turbo directly, JPEGDecoder.c), resize, centre crop and normalization straight into
+// the caller's NCHW float buffer.
 #include "COpenCVCodec.h"
+#include "JPEGDecoder.h"
 
 #include <opencv2/core.hpp>
 #include <opencv2/core/utils/logger.hpp>
@@ -13,6 +15,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <mutex>
 
 namespace {
@@ -201,6 +204,42 @@ int decodeFlags(int32_t scale) {
     }
 }
 
+/// Turns an image as stored into the image as shown, the way OpenCV's imdecode applies EXIF orientation.
+void applyOrientation(cv::Mat &image, int32_t orientation) {
+    if (orientation >= 5) {
+        cv::Mat transposed;
+        cv::transpose(image, transposed);
+        image = transposed;
+    }
+    switch (orientation) {
+    case 2: case 6: cv::flip(image, image, 1); break;
+    case 3: case 7: cv::flip(image, image, -1); break;
+    case 4: case 8: cv::flip(image, image, 0); break;
+    default: break;
+    }
+}
+
+vp_codec_status checkLimits(int32_t width, int32_t height, const vp_preprocess_spec &spec, char *message, size_t capacity);
+
+/// Decodes a JPEG at 1/`scale` into BGR with libjpeg-turbo and applies its EXIF orientation.
+/// Leaves `decoded` empty for colour spaces only OpenCV's own reader converts (CMYK, YCCK).
+vp_codec_status decodeJPEG(const uint8_t *data, size_t length, int32_t scale, const vp_preprocess_spec &spec, cv::Mat &decoded,
+                           char *message, size_t capacity) {
+    vp_jpeg_decoder *opened = nullptr;
+    int32_t width = 0, height = 0;
+    const vp_jpeg_status status = vp_jpeg_open(data, length, scale, &opened, &width, &height, message, capacity);
+    if (status == VP_JPEG_UNSUPPORTED) return VP_CODEC_OK;
+    if (status != VP_JPEG_OK) return VP_CODEC_CORRUPT;
+    const std::unique_ptr<vp_jpeg_decoder, void (*)(vp_jpeg_decoder *)> decoder(opened, vp_jpeg_close);
+    const vp_codec_status limited = checkLimits(width, height, spec, message, capacity);
+    if (limited != VP_CODEC_OK) return limited;
+    cv::Mat pixels(height, width, CV_8UC3);
+    if (vp_jpeg_read(decoder.get(), pixels.data, pixels.step, message, capacity) != VP_JPEG_OK) return VP_CODEC_CORRUPT;
+    applyOrientation(pixels, vp_jpeg_exif_orientation(data, length));
+    decoded = pixels;
+    return VP_CODEC_OK;
+}
+
 /// Refuses sizes over the pixel limit, and shapes whose resize would need an outsized image.
 vp_codec_status checkLimits(int32_t width, int32_t height, const vp_preprocess_spec &spec, char *message, size_t capacity) {
     if (int64_t(width) * height > spec.max_pixels) {
@@ -298,8 +337,15 @@ extern "C" vp_codec_status vp_codec_preprocess(const uint8_t *data, size_t lengt
     try {
         auto start = std::chrono::steady_clock::now();
         report->dct_scale = (info.format == VP_FORMAT_JPEG && spec->allow_dct_reduction) ? dctScale(info, spec->resize_short_side) : 1;
-        const cv::Mat encoded(1, int(length), CV_8U, const_cast<uint8_t *>(data));
-        cv::Mat decoded = cv::imdecode(encoded, decodeFlags(report->dct_scale));
+        cv::Mat decoded;
+        if (info.format == VP_FORMAT_JPEG) {
+            const vp_codec_status status = decodeJPEG(data, length, report->dct_scale, *spec, decoded, message, capacity);
+            if (status != VP_CODEC_OK) return status;
+        }
+        if (decoded.empty()) {
+            const cv::Mat encoded(1, int(length), CV_8U, const_cast<uint8_t *>(data));
+            decoded = cv::imdecode(encoded, decodeFlags(report->dct_scale));
+        }
         report->decode_seconds = secondsSince(start);
         if (decoded.empty()) return fail(message, capacity, VP_CODEC_CORRUPT, "the image data is corrupt: the decoder rejected it");
         // The decoder, not the probe, has the last word on size: check again before resizing.

@@ -37,6 +37,14 @@ func preprocess(_ image: Data, spec: PreprocessSpec = efficientNetSpec) throws(I
         #expect(report.decodedWidth == width && report.decodedHeight == height)
     }
 
+    @Test func aCMYKJPEGTakesOpenCVsReaderAndLooksTheSame() throws {
+        let (cmykReport, cmyk) = try preprocess(try Fixtures.image("cat_cmyk.jpg"))
+        let (_, rgb) = try preprocess(try Fixtures.image("cat.jpg"))
+        #expect(cmykReport.decodedWidth == 451 && cmykReport.decodedHeight == 300)
+        let meanGreyLevels = zip(cmyk, rgb).map { abs($0 - $1) * 128 }.reduce(0, +) / Float(rgb.count)
+        #expect(meanGreyLevels < 4, "mean difference \(meanGreyLevels) grey levels")
+    }
+
     @Test func dctReductionCanBeTurnedOff() throws {
         var spec = efficientNetSpec
         spec.allowDCTReduction = false

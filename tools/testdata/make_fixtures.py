@@ -161,6 +161,8 @@ def build(samples: Path) -> dict[str, bytes]:
         "cat.jpg": encode(cat, "JPEG", quality=90),
         "cat_progressive.jpg": encode(cat, "JPEG", quality=90, progressive=True),
         "cat_gray.jpg": encode(gray, "JPEG", quality=90),
+        # CMYK: libjpeg-turbo has no CMYK-to-BGR output, so this one takes OpenCV's own reader.
+        "cat_cmyk.jpg": encode(cat.convert("CMYK"), "JPEG", quality=90),
         "cat.png": encode(cat, "PNG"),
         "cat_gray.png": encode(gray, "PNG"),
         "cat_rgba.png": encode(rgba, "PNG"),

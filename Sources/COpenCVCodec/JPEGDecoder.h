@@ -1,0 +1,39 @@
+// JPEG decoding straight to BGR with libjpeg-turbo, for ImageCodec.cpp (not seen by Swift).
+#ifndef VP_JPEG_DECODER_H
+#define VP_JPEG_DECODER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    VP_JPEG_OK = 0,
+    VP_JPEG_CORRUPT = 1,     ///< libjpeg refused the data (message says why)
+    VP_JPEG_UNSUPPORTED = 2, ///< a colour space libjpeg-turbo cannot turn into BGR (CMYK, YCCK): decode it another way
+} vp_jpeg_status;
+
+typedef struct vp_jpeg_decoder vp_jpeg_decoder;
+
+/// Reads the header of `data` (which must outlive the decoder) and sets the output scale to
+/// 1/`scale` (1, 2, 4 or 8): libjpeg then skips that much of the inverse DCT, as OpenCV's
+/// IMREAD_REDUCED_COLOR_* do. `*width` and `*height` get the scaled size, before EXIF orientation.
+vp_jpeg_status vp_jpeg_open(const uint8_t *data, size_t length, int32_t scale, vp_jpeg_decoder **decoder, int32_t *width,
+                            int32_t *height, char *message, size_t capacity);
+
+/// Decodes every row as 8-bit BGR into `pixels` (`stride` bytes apart), as OpenCV's own JPEG
+/// reader would after its RGB-to-BGR copy, which this skips: libjpeg-turbo writes BGR itself.
+vp_jpeg_status vp_jpeg_read(vp_jpeg_decoder *decoder, uint8_t *pixels, size_t stride, char *message, size_t capacity);
+
+void vp_jpeg_close(vp_jpeg_decoder *decoder);
+
+/// The EXIF orientation (1–8) in the JPEG's APP1 segment, or 1 when there is none.
+int32_t vp_jpeg_exif_orientation(const uint8_t *data, size_t length);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
