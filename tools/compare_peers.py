@@ -20,7 +20,7 @@ the report gives medians and ratios, and the CPU flags that decide which kernels
 recommendations (charts into --charts).
 
     tools/compare_peers.py [--model resnet50] [--int8] [--workloads imagenet,camera]
-                           [--seconds 15] [--rounds 3] [--sweep]
+                           [--max-batch N] [--seconds 15] [--rounds 3] [--sweep]
 
 The baseline's packages (onnxruntime, opencv-python-headless) are installed into .venv
 from tools/requirements-peers.txt on first use.
@@ -155,6 +155,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=0, help="visionpool's requests in flight (default: 4 per CPU)")
+    parser.add_argument("--max-batch", type=int, default=0, help="visionpool serve's --max-batch (default: serve's own)")
     parser.add_argument("--sweep", action="store_true", help="also sweep the pool's shape on each workload")
     parser.add_argument("--charts", type=Path, default=Path(tempfile.gettempdir()), help="where --sweep writes its charts")
     args = parser.parse_args()
@@ -179,7 +180,8 @@ def main():
 
     folder = tempfile.mkdtemp(prefix="visionpool-peers-")
     sockets = {model: os.path.join(folder, f"{model}.sock") for model in models}
-    servers = [subprocess.Popen([str(binary), "serve", "--socket", sockets[model], "--model", model],
+    batching = ["--max-batch", str(args.max_batch)] if args.max_batch else []
+    servers = [subprocess.Popen([str(binary), "serve", "--socket", sockets[model], "--model", model, *batching],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for model in models]
     measurements = []  # (key, how to measure it once), run in this order every round
     for model in models:
@@ -207,7 +209,8 @@ def main():
             server.wait(timeout=60)
 
     median = {key: statistics.median(values) for key, values in results.items()}
-    print(f"\n{args.model}, {cpus} CPUs (flags: {cpu_flags()}), {args.seconds:g} s per run, {args.rounds} rounds alternating; "
+    batch = f"serve --max-batch {args.max_batch}, " if args.max_batch else ""
+    print(f"\n{args.model}, {cpus} CPUs (flags: {cpu_flags()}), {batch}{args.seconds:g} s per run, {args.rounds} rounds alternating; "
           f"images/s (median):")
     for model in models:
         engine_ceiling = median[f"benchmark_app {model}"]

@@ -12,6 +12,8 @@ extension WorkerPool {
             /// A pidfd: readable the moment the process exits.
             let exitWatch: FileDescriptor
             var ready = false
+            /// What the worker's engine runs at, from its ready message (e.g. "bf16", "int8+bf16").
+            var precision: String?
             var stopping = false
             /// Slots sent to this worker, in the order it answers them.
             var inFlight: [Int] = []

@@ -40,6 +40,8 @@ public struct PoolStatus: Sendable {
         public var seat: Int
         public var cpus: [Int]
         public var ready: Bool
+        /// The precision the worker's engine reported when it became ready.
+        public var precision: String?
         public var batchesServed: Int
     }
 
@@ -48,6 +50,12 @@ public struct PoolStatus: Sendable {
     /// Workers replaced after a crash.
     public var restarts: Int
     public var queuedBatches: Int
+
+    /// The precisions the ready workers run at, e.g. "int8+bf16"; "?" before any is ready.
+    public var precision: String {
+        let reported = Set(workers.compactMap { $0.ready ? $0.precision : nil })
+        return reported.isEmpty ? "?" : reported.sorted().joined(separator: "/")
+    }
 }
 
 /// A pre-started pool of worker processes that run the model on tensors in shared memory.
@@ -138,7 +146,7 @@ public final class WorkerPool: @unchecked Sendable {
             PoolStatus(
                 health: state.health,
                 workers: state.workers.values.sorted { $0.seat < $1.seat }.map {
-                    PoolStatus.Worker(pid: $0.pid, seat: $0.seat, cpus: cpuSets[$0.seat], ready: $0.ready, batchesServed: $0.served)
+                    PoolStatus.Worker(pid: $0.pid, seat: $0.seat, cpus: cpuSets[$0.seat], ready: $0.ready, precision: $0.precision, batchesServed: $0.served)
                 },
                 restarts: state.restarts, queuedBatches: state.dispatchQueue.count)
         }
@@ -276,6 +284,7 @@ public final class WorkerPool: @unchecked Sendable {
         switch message.kind {
         case .ready:
             state.workers[pid]?.ready = true
+            state.workers[pid]?.precision = message.text
             state.consecutiveCrashes[worker.seat] = 0
             state.becomeReadyIfAllSeated(seats: configuration.workers)
         case .done, .error:

@@ -66,6 +66,7 @@ func topClass(_ line: [String: Any]) -> Int? {
         #expect(run.status == 0, "\(run.stderr)")
         #expect(catClasses.contains(run.jsonLines.first.flatMap(topClass) ?? -1))
         #expect(!run.stderr.contains("synthetic"))
+        #expect(run.stderr.contains("openvino int8"), "the workers report their int8 kernels: \(run.stderr)")
     }
 
     @Test("bad arguments are explained", arguments: [
@@ -119,7 +120,7 @@ func topClass(_ line: [String: Any]) -> Int? {
         let pooled = try visionpool(common + ["--workers", "2"] + images)
         let alone = try visionpool(common + ["--in-process"] + images)
         #expect(pooled.status == 0 && alone.status == 0, "\(pooled.stderr)\(alone.stderr)")
-        #expect(pooled.stderr.contains("2 openvino workers") && alone.stderr.contains("in process"))
+        #expect(pooled.stderr.contains("2 openvino f32 workers") && alone.stderr.contains("in process"), "\(pooled.stderr)")
         let top = { (run: Run) in run.jsonLines.map { ($0["path"] as? String ?? "", topClass($0) ?? -1) } }
         #expect(top(pooled).map(\.0) == images, "results come back in the order the images were given")
         #expect(top(pooled).map(\.1) == top(alone).map(\.1))

@@ -188,7 +188,7 @@ struct PoolService: Service {
         try await classifier.start()
         logger.info("""
             pool ready in \(String(format: "%.2f", (ContinuousClock.now - start).seconds)) s: \
-            \(configuration.workers) \(configuration.engine.kind.rawValue) workers × \(configuration.threadsPerWorker) threads \
+            \(configuration.workers) \(configuration.engine.kind.rawValue) \(classifier.pool.status.precision) workers × \(configuration.threadsPerWorker) threads \
             on CPUs \(classifier.pool.cpuSets), batch ≤ \(configuration.maxBatch)
             """)
         try? await gracefulShutdown()
