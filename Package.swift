@@ -84,7 +84,10 @@ let package = Package(
         .target(name: "SharedMemory", dependencies: ["CLinuxShims", .product(name: "SystemPackage", package: "swift-system")]),
         .target(
             name: "WorkerPool",
-            dependencies: ["CLinuxShims", "SharedMemory", "InferenceEngines", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: [
+                "CLinuxShims", "SharedMemory", "InferenceEngines", .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .target(name: "Classification", dependencies: ["ImagePipeline", "ModelCatalog", "InferenceEngines", "WorkerPool"]),
         .target(
@@ -104,6 +107,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

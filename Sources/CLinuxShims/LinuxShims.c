@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -92,32 +93,54 @@ int CLinuxShims_get_affinity(pid_t pid, int32_t *cpus, size_t capacity) {
     return (int)count;
 }
 
-int CLinuxShims_spawn_worker(const char *path, char *const argv[], char *const envp[], int shared_memory, int control,
+int CLinuxShims_spawn_worker(int executable, char *const argv[], char *const envp[], int shared_memory, int control,
                              pid_t *pid) {
-    // Sources at 3 or 4 would be overwritten by the other dup2: move them out of the way first.
-    int arena = shared_memory >= 5 ? shared_memory : fcntl(shared_memory, F_DUPFD_CLOEXEC, 5);
-    int channel = control >= 5 ? control : fcntl(control, F_DUPFD_CLOEXEC, 5);
-    int result = (arena < 0 || channel < 0) ? errno : 0;
+    // Sources at 3, 4 or 5 would be overwritten by another dup2: move them out of the way first.
+    int program = executable >= 6 ? executable : fcntl(executable, F_DUPFD_CLOEXEC, 6);
+    int arena = shared_memory >= 6 ? shared_memory : fcntl(shared_memory, F_DUPFD_CLOEXEC, 6);
+    int channel = control >= 6 ? control : fcntl(control, F_DUPFD_CLOEXEC, 6);
+    int result = (program < 0 || arena < 0 || channel < 0) ? errno : 0;
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attributes;
     int actions_ready = 0, attributes_ready = 0;
     if (result == 0) result = posix_spawn_file_actions_init(&actions), actions_ready = result == 0;
     if (result == 0) result = posix_spawnattr_init(&attributes), attributes_ready = result == 0;
-    // dup2 clears close-on-exec on the copies; everything from 5 up is closed.
+    // dup2 clears close-on-exec on the copies; everything from 6 up is closed.
+    if (result == 0) result = posix_spawn_file_actions_adddup2(&actions, program, CLinuxShims_WORKER_EXECUTABLE_FD);
     if (result == 0) result = posix_spawn_file_actions_adddup2(&actions, arena, CLinuxShims_WORKER_ARENA_FD);
     if (result == 0) result = posix_spawn_file_actions_adddup2(&actions, channel, CLinuxShims_WORKER_CONTROL_FD);
     if (result == 0) result = posix_spawn_file_actions_adddup2(&actions, STDERR_FILENO, STDOUT_FILENO);
-    if (result == 0) result = posix_spawn_file_actions_addclosefrom_np(&actions, CLinuxShims_WORKER_CONTROL_FD + 1);
+    if (result == 0) result = posix_spawn_file_actions_addclosefrom_np(&actions, CLinuxShims_WORKER_EXECUTABLE_FD + 1);
     sigset_t all, none;
     sigfillset(&all);
     sigemptyset(&none);
     if (result == 0) result = posix_spawnattr_setsigdefault(&attributes, &all);
     if (result == 0) result = posix_spawnattr_setsigmask(&attributes, &none);
-    if (result == 0) result = posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    // A process group of its own: a terminal's Ctrl-C goes to the front's group only.
+    if (result == 0) result = posix_spawnattr_setpgroup(&attributes, 0);
+    if (result == 0)
+        result = posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
+    // The child's own copy of the program's descriptor: the build that is running, even if
+    // its file has been replaced since.
+    char path[32];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", CLinuxShims_WORKER_EXECUTABLE_FD);
     if (result == 0) result = posix_spawn(pid, path, &actions, &attributes, argv, envp);
     if (attributes_ready) posix_spawnattr_destroy(&attributes);
     if (actions_ready) posix_spawn_file_actions_destroy(&actions);
+    if (program >= 0 && program != executable) close(program);
     if (arena >= 0 && arena != shared_memory) close(arena);
     if (channel >= 0 && channel != control) close(channel);
     return result;
 }
+
+int CLinuxShims_ignore_stop_signals(void) {
+    if (signal(SIGINT, SIG_IGN) == SIG_ERR) return -1;
+    return signal(SIGTERM, SIG_IGN) == SIG_ERR ? -1 : 0;
+}
+
+int CLinuxShims_set_nonblocking(int fd) {
+    int flags = fcntl(fd, F_GETFL);
+    return flags < 0 ? -1 : fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+int CLinuxShims_open_executable(const char *path) { return open(path, O_RDONLY | O_CLOEXEC); }

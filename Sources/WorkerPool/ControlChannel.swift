@@ -109,7 +109,8 @@ public struct ControlChannel: Sendable {
         guard sent == size else { throw .malformed("short send of \(sent) bytes") }
     }
 
-    /// `recv(2)` of one message; nil when the peer has closed its end (it exited).
+    /// `recv(2)` of one message; nil when the peer has closed its end (it exited), or when a
+    /// non-blocking end has nothing to read.
     public func receive() throws(ControlError) -> ControlMessage? {
         var native = vp_control_message()
         let size = MemoryLayout<vp_control_message>.size
@@ -118,6 +119,8 @@ public struct ControlChannel: Sendable {
             received = try retryingOnInterrupt { recv(descriptor.rawValue, &native, size, Int32(MSG_TRUNC)) }
         } catch .connectionReset {
             return nil  // The peer died with a message unread: the same as closing.
+        } catch .resourceTemporarilyUnavailable {
+            return nil
         } catch {
             throw .io(error)
         }

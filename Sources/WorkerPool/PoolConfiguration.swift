@@ -1,5 +1,6 @@
 import Foundation
 import InferenceEngines
+import Logging
 
 /// The shape of a pool: how many workers, their threads and batches, and how it heals.
 public struct PoolConfiguration: Sendable {
@@ -21,17 +22,29 @@ public struct PoolConfiguration: Sendable {
     /// Requests that may wait for a free slot; past this they are refused at once, so memory
     /// stays bounded under overload.
     public var maxWaitingRequests: Int = 256
-    /// More crashes than this within `crashWindow` mark the pool unhealthy instead of respawning.
+    /// A seat whose replacements crash this many times in a row is in a crash loop: before
+    /// the pool was first ready that fails `start()`; afterwards requests are refused (503)
+    /// while no worker is ready, and the pool keeps retrying with capped back-off.
     public var crashLimit: Int
-    public var crashWindow: Duration
-    /// The executable spawned as `worker`: this program, unless a test says otherwise.
+    /// With no ready worker for this long (after the pool was ready once), the pool reports
+    /// itself not live, so that an orchestrator restarts the process.
+    public var livenessTimeout: Duration
+    /// A batch running longer than this on a worker gets the worker killed and replaced and
+    /// the batch retried once elsewhere; nil: ten times the worker's own warm-up batch time,
+    /// at least `minimumWorkerTimeout`.
+    public var workerTimeout: Duration?
+    /// The executable spawned as `worker`: this program, unless a test says otherwise. It is
+    /// opened once, so replacing its file later does not change what respawns run.
     public var workerExecutable: URL
+    /// Where the supervisor reports crashes, replacements and timeouts.
+    public var logger: Logger
 
     public init(
         model: EngineModel, engine: EngineOptions = EngineOptions(), workers: Int, threadsPerWorker: Int, maxBatch: Int = 1,
         batchDelay: Duration = .zero, slots: Int? = nil, maxRequestsPerWorker: Int? = nil, oversubscribe: Bool = false,
-        crashLimit: Int = 5, crashWindow: Duration = .seconds(60),
-        workerExecutable: URL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        crashLimit: Int = 5, livenessTimeout: Duration = .seconds(60), workerTimeout: Duration? = nil,
+        workerExecutable: URL = URL(fileURLWithPath: "/proc/self/exe"),
+        logger: Logger = Logger(label: "visionpool.pool", factory: { StreamLogHandler.standardError(label: $0) })
     ) {
         self.model = model
         self.engine = engine
@@ -43,8 +56,10 @@ public struct PoolConfiguration: Sendable {
         self.maxRequestsPerWorker = maxRequestsPerWorker
         self.oversubscribe = oversubscribe
         self.crashLimit = crashLimit
-        self.crashWindow = crashWindow
+        self.livenessTimeout = livenessTimeout
+        self.workerTimeout = workerTimeout
         self.workerExecutable = workerExecutable
+        self.logger = logger
     }
 
     /// Each batch size up to this is compiled and warmed in every worker (the engine keeps 16).
@@ -52,6 +67,15 @@ public struct PoolConfiguration: Sendable {
 
     /// Batches a worker may hold at once: one running, one queued, so it never waits on the front.
     static let depthPerWorker = 2
+
+    /// The least derived worker timeout: a batch that warmed up in milliseconds may still be
+    /// slowed by a neighbour compiling its engine.
+    public static let minimumWorkerTimeout = Duration.seconds(5)
+
+    /// The worker timeout for a worker whose largest warm-up batch took `warmUp`.
+    func workerTimeout(warmUp: Duration) -> Duration {
+        workerTimeout ?? max(Self.minimumWorkerTimeout, warmUp * 10)
+    }
 
     public var slotCount: Int { slots ?? workers * Self.depthPerWorker + 2 }
 }

@@ -9,9 +9,13 @@ import SystemPackage
 /// ready, then run batches in place until told to stop or the front goes away.
 public enum WorkerMain {
     public static func run(_ configuration: WorkerConfiguration) -> Never {
-        // Die with the front, and don't start at all if it is already gone.
+        // Die with the front, and don't start at all if it is already gone. Stop only on its
+        // word: a Ctrl-C or an init system's SIGTERM to every process is the front's to handle.
         _ = CLinuxShims_set_parent_death_signal(SIGKILL)
         guard getppid() == configuration.parentPID else { exit(1) }
+        _ = CLinuxShims_ignore_stop_signals()
+        close(Int32(CLinuxShims_WORKER_EXECUTABLE_FD))
+        failIfAsked()
         if !configuration.cpus.isEmpty {
             let cpus = configuration.cpus.map(Int32.init)
             if CLinuxShims_set_process_affinity(cpus, cpus.count) != 0 {
@@ -27,15 +31,17 @@ public enum WorkerMain {
         }
         let control = ControlChannel(descriptor: FileDescriptor(rawValue: Int32(CLinuxShims_WORKER_CONTROL_FD)), layout: arena.layout)
         let engine: any InferenceEngine
+        let warmUpTime: Duration
         do {
             engine = try makeEngine(model: configuration.engineModel, options: configuration.engineOptions)
-            try warmUp(engine, maxBatch: configuration.maxBatch)
+            warmUpTime = try warmUp(engine, maxBatch: configuration.maxBatch)
         } catch {
             fail("\(error)")
         }
         var ready = ControlMessage(kind: .ready)
         ready.pid = Int(getpid())
         ready.text = engine.engineDescription.precision
+        ready.inferenceNanoseconds = UInt64(warmUpTime.seconds * 1e9)
         send(ready, on: control)
 
         var batchesRun = 0
@@ -58,6 +64,15 @@ public enum WorkerMain {
             reply.repliedAt = monotonicNanoseconds()
             send(reply, on: control)
         }
+    }
+
+    /// Fault injection, for tests and failure drills: while the file named by
+    /// `VISIONPOOL_FAIL_WORKER_START_IF_EXISTS` exists, workers exit as soon as they start, as
+    /// a worker would whose engine cannot load; removing the file lets them start again.
+    static func failIfAsked() {
+        guard let path = ProcessInfo.processInfo.environment["VISIONPOOL_FAIL_WORKER_START_IF_EXISTS"],
+              access(path, F_OK) == 0 else { return }
+        fail("\(path) exists (VISIONPOOL_FAIL_WORKER_START_IF_EXISTS): failing at start as asked")
     }
 
     /// Fault injection, for tests and failure drills: with `VISIONPOOL_INJECT_ENGINE_ERROR_EVERY=N`
@@ -101,8 +116,10 @@ public enum WorkerMain {
 
     /// Compiles every batch size up to the largest and runs each once, so no request waits
     /// for a compilation (static shapes ran ~5 % faster than one dynamic-batch model here).
-    /// Private memory: a replacement warms up while the arena is in use by others.
-    static func warmUp(_ engine: any InferenceEngine, maxBatch: Int) throws(EngineError) {
+    /// Private memory: a replacement warms up while the arena is in use by others. Returns how
+    /// long the largest batch took, which the front's watchdog scales into a timeout.
+    static func warmUp(_ engine: any InferenceEngine, maxBatch: Int) throws(EngineError) -> Duration {
+        var largest = Duration.zero
         for batch in 1...maxBatch {
             let input = UnsafeMutableBufferPointer<Float>.allocate(capacity: batch * engine.model.sampleInputCount)
             let output = UnsafeMutableBufferPointer<Float>.allocate(capacity: batch * engine.model.outputCount)
@@ -111,8 +128,11 @@ public enum WorkerMain {
                 output.deallocate()
             }
             input.initialize(repeating: 0)
+            let start = ContinuousClock.now
             try engine.infer(batch: batch, input: input, output: output)
+            largest = ContinuousClock.now - start
         }
+        return largest
     }
 
     private static func send(_ message: ControlMessage, on control: ControlChannel) {

@@ -2,6 +2,7 @@ import CLinuxShims
 import Foundation
 import Glibc
 import InferenceEngines
+import Logging
 import SharedMemory
 import Synchronization
 import SystemPackage
@@ -31,8 +32,27 @@ public struct InferenceReceipt: Sendable, Equatable {
 
 /// A snapshot of the pool for status pages and tests.
 public struct PoolStatus: Sendable {
-    public enum Health: Equatable, Sendable {
-        case starting, ready, unhealthy(String), stopping, stopped
+    public enum Health: Equatable, Sendable, CustomStringConvertible {
+        /// Workers are warming up for the first time.
+        case starting
+        case ready
+        /// Workers crashed and are being replaced (with back-off); the ready ones serve.
+        case degraded(String)
+        /// The pool cannot recover by itself: it never started, or no worker has been ready
+        /// for `livenessTimeout`. Liveness probes fail, so an orchestrator restarts the process.
+        case failing(String)
+        case stopping, stopped
+
+        public var description: String {
+            switch self {
+            case .starting: "starting"
+            case .ready: "ready"
+            case .degraded(let reason): "degraded: \(reason)"
+            case .failing(let reason): "failing: \(reason)"
+            case .stopping: "stopping"
+            case .stopped: "stopped"
+            }
+        }
     }
 
     public struct Worker: Sendable {
@@ -47,6 +67,18 @@ public struct PoolStatus: Sendable {
 
     public var health: Health
     public var workers: [Worker]
+    /// Requests can be served now: some worker is ready and the pool takes requests.
+    public var canServe: Bool {
+        switch health {
+        case .ready, .degraded: workers.contains(where: \.ready)
+        case .starting, .failing, .stopping, .stopped: false
+        }
+    }
+    /// False only when the pool cannot recover by itself.
+    public var isLive: Bool {
+        if case .failing = health { return false }
+        return true
+    }
     /// Workers replaced after a crash.
     public var restarts: Int
     public var queuedBatches: Int
@@ -64,14 +96,18 @@ public struct PoolStatus: Sendable {
 /// wait; the supervisor thread packs positions into batches, hands each to the least-loaded
 /// ready worker over its control socket, and wakes the requests when the scores are in the
 /// slot (`consume`). Workers that die are noticed at once (pidfd, socket EOF), their batch is
-/// retried once elsewhere, and they are replaced with back-off.
+/// retried once elsewhere, and they are replaced with back-off; a worker that runs one batch
+/// past its timeout is killed and handled the same way.
 public final class WorkerPool: @unchecked Sendable {
     public let configuration: PoolConfiguration
     public let arena: SharedArena
     public let cpuSets: [[Int]]
     private let state: Mutex<State>
     private let wake: FileDescriptor
+    /// The worker program, open since the pool was made: respawns run the same build.
+    private let executable: FileDescriptor
     private let supervisorDone = DispatchSemaphore(value: 0)
+    private var logger: Logger { configuration.logger }
 
     public init(configuration: PoolConfiguration) throws {
         guard (1...PoolConfiguration.maxBatchLimit).contains(configuration.maxBatch) else {
@@ -85,12 +121,18 @@ public final class WorkerPool: @unchecked Sendable {
             layout: SharedArena.Layout(
                 slotCount: configuration.slotCount, maxBatch: configuration.maxBatch,
                 inputFloatsPerSample: configuration.model.sampleInputCount, outputFloatsPerSample: configuration.model.outputCount))
+        let program = CLinuxShims_open_executable(configuration.workerExecutable.path)
+        guard program >= 0 else {
+            throw PoolError.invalidConfiguration("cannot open the worker program \(configuration.workerExecutable.path): \(Errno(rawValue: errno))")
+        }
+        executable = FileDescriptor(rawValue: program)
         wake = FileDescriptor(rawValue: try retryingOnInterrupt { CLinuxShims_eventfd() })
-        state = Mutex(State(slotCount: configuration.slotCount, seats: configuration.workers))
+        state = Mutex(State(configuration))
     }
 
     deinit {
         try? wake.close()
+        try? executable.close()
     }
 
     // MARK: Lifecycle
@@ -112,25 +154,32 @@ public final class WorkerPool: @unchecked Sendable {
         thread.start()
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
             state.withLock { state in
-                switch state.health {
-                case .starting: state.startWaiters.append(continuation)
-                case .ready: continuation.resume()
-                case .unhealthy(let reason): continuation.resume(throwing: PoolError.startFailed(reason))
-                case .stopping, .stopped: continuation.resume(throwing: PoolError.stopped)
+                if state.stopRequested {
+                    continuation.resume(throwing: PoolError.stopped)
+                } else if let failure = state.startFailure {
+                    continuation.resume(throwing: PoolError.startFailed(failure))
+                } else if state.started {
+                    continuation.resume()
+                } else {
+                    state.startWaiters.append(continuation)
                 }
             }
         }
     }
 
-    /// Stops taking requests, lets in-flight ones finish, stops the workers and reaps them.
-    /// Nothing is left behind: no child process, descriptor or mapping of the pool's.
-    public func shutdown() async {
+    /// Stops taking requests, lets in-flight ones finish for up to `gracePeriod`, stops the
+    /// workers and reaps them; past the grace period the requests still running fail and the
+    /// workers are killed. Nothing is left behind: no child process, descriptor or mapping.
+    public func shutdown(gracePeriod: Duration = .seconds(30)) async {
         let started = state.withLock { state -> Bool in
-            state.beginStopping()
+            state.beginStopping(deadline: .now + gracePeriod)
             return state.supervising
         }
         signalSupervisor()
-        guard started else { return }
+        guard started else {
+            state.withLock { $0.stopped = true }
+            return
+        }
         let done = supervisorDone
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             DispatchQueue.global().async {
@@ -182,44 +231,40 @@ public final class WorkerPool: @unchecked Sendable {
         return try consume(arena.output(slot: slot, sample: index), receipt)
     }
 
-    /// A position in a filling batch, waiting for a free slot when all are taken (back-pressure).
+    /// A position in a filling batch, waiting in line for a free slot when all are taken
+    /// (back-pressure). The line is first come first served; a request cancelled while it
+    /// waits (its deadline passed, its client left) leaves it without ever taking a slot.
     private func reserve() async throws -> (slot: Int, index: Int) {
-        while true {
-            let (outcome, startedFilling) = try state.withLock { state in
-                let filling = state.filling
-                let outcome = try state.reserve(maxBatch: configuration.maxBatch, delay: configuration.batchDelay)
-                return (outcome, state.filling != filling && state.filling != nil)
-            }
-            // A new partly filled batch has a deadline the supervisor must wake up for.
-            if startedFilling { signalSupervisor() }
-            if let outcome { return outcome }
-            // A request cancelled while it waits (its deadline passed, its client left) leaves
-            // the line without ever taking a slot.
-            let ticket = state.withLock { state in
-                state.nextTicket += 1
-                return state.nextTicket
-            }
-            try await withTaskCancellationHandler {
-                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-                    state.withLock { state in
-                        if Task.isCancelled {
-                            continuation.resume(throwing: CancellationError())
-                        } else if !state.freeSlots.isEmpty || !state.acceptsRequests {
-                            continuation.resume()
+        let ticket = state.withLock { state in
+            state.nextTicket += 1
+            return state.nextTicket
+        }
+        let position = try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<(slot: Int, index: Int), Error>) in
+                state.withLock { state in
+                    do {
+                        if Task.isCancelled { throw CancellationError() }
+                        if let position = try state.reserve() {
+                            continuation.resume(returning: position)
                         } else if state.slotWaiters.count >= configuration.maxWaitingRequests {
-                            continuation.resume(throwing: PoolError.overloaded("\(state.slotWaiters.count) requests are already waiting for a slot"))
+                            throw PoolError.overloaded("\(state.slotWaiters.count) requests are already waiting for a slot")
                         } else {
                             state.slotWaiters.append((ticket, continuation))
                         }
+                    } catch {
+                        continuation.resume(throwing: error)
                     }
                 }
-            } onCancel: {
-                state.withLock { state in
-                    guard let index = state.slotWaiters.firstIndex(where: { $0.ticket == ticket }) else { return }
-                    state.slotWaiters.remove(at: index).continuation.resume(throwing: CancellationError())
-                }
+            }
+        } onCancel: {
+            state.withLock { state in
+                guard let index = state.slotWaiters.firstIndex(where: { $0.ticket == ticket }) else { return }
+                state.slotWaiters.remove(at: index).continuation.resume(throwing: CancellationError())
             }
         }
+        // A partly filled batch has a deadline the supervisor must wake up for.
+        if configuration.maxBatch > 1 { signalSupervisor() }
+        return position
     }
 
     /// Gives back a request's position; a draining pool's supervisor checks whether it is done.
@@ -240,7 +285,8 @@ public final class WorkerPool: @unchecked Sendable {
 
     // MARK: Supervision
 
-    /// The arbiter: spawn, watch, dispatch, reap, replace, stop. One thread, one poll loop.
+    /// The arbiter: watch, reap, time out, dispatch, replace, stop. One thread, one poll loop;
+    /// the lock is held only for bookkeeping, never while spawning or logging.
     private func superviseUntilStopped() {
         while true {
             let (watched, timeout) = state.withLock { $0.pollSet(wake: wake.rawValue) }
@@ -248,7 +294,7 @@ public final class WorkerPool: @unchecked Sendable {
             _ = poll(&descriptors, nfds_t(descriptors.count), timeout)
             var counter: UInt64 = 0
             _ = read(wake.rawValue, &counter, 8)
-            let drained = state.withLock { state -> [State.Worker]? in
+            let (due, drained, logs) = state.withLock { state -> ([Int], [State.Worker]?, [(level: Logger.Level, text: String)]) in
                 for (index, entry) in watched.enumerated() where descriptors[index].revents != 0 {
                     switch entry.role {
                     case .wake: break
@@ -256,17 +302,29 @@ public final class WorkerPool: @unchecked Sendable {
                     case .exit(let pid): reap(pid, in: &state)
                     }
                 }
+                timeOutStuckWorkers(in: &state)
                 state.sealExpiredBatch()
                 dispatch(in: &state)
                 recycleWorkers(in: &state)
-                respawnDueSeats(in: &state)
                 state.failQueuedWithoutCapacity()
-                return state.stopRequested && state.batches.isEmpty ? state.workers.values.map { $0 } : nil
+                let due = dueSeats(in: &state)
+                var drained: [State.Worker]?
+                if state.stopRequested {
+                    if let deadline = state.stopDeadline, deadline <= .now, !state.batches.isEmpty {
+                        state.log(.warning, "the graceful stop ran out of time: \(state.batches.count) batches cut off")
+                        state.abandonBatches()
+                    }
+                    if state.batches.allSatisfy({ $0.value.outcome != nil }) { drained = Array(state.workers.values) }
+                }
+                defer { state.pendingLogs = [] }
+                return (due, drained, state.pendingLogs)
             }
+            for entry in logs { logger.log(level: entry.level, "\(entry.text)") }
             if let drained {
                 stop(drained)
                 return
             }
+            for seat in due { respawn(seat) }
         }
     }
 
@@ -285,7 +343,9 @@ public final class WorkerPool: @unchecked Sendable {
         case .ready:
             state.workers[pid]?.ready = true
             state.workers[pid]?.precision = message.text
-            state.consecutiveCrashes[worker.seat] = 0
+            state.workers[pid]?.timeout = configuration.workerTimeout(warmUp: .nanoseconds(Int64(clamping: message.inferenceNanoseconds)))
+            state.consecutiveCrashes[worker.seat] = nil
+            state.noteReadiness()
             state.becomeReadyIfAllSeated(seats: configuration.workers)
         case .done, .error:
             guard let slot = worker.inFlight.first, slot == message.slot, state.batches[slot]?.sequence == message.sequence else {
@@ -293,6 +353,7 @@ public final class WorkerPool: @unchecked Sendable {
                 return false
             }
             state.workers[pid]?.inFlight.removeFirst()
+            state.workers[pid]?.busySince = worker.inFlight.count > 1 ? .now : nil
             state.workers[pid]?.served += 1
             if message.kind == .error {
                 state.finish(slot: slot, with: .failure(PoolError.inferenceFailed(message.text)))
@@ -318,9 +379,21 @@ public final class WorkerPool: @unchecked Sendable {
 
     /// Kills a worker that cannot be trusted; it gets no more batches, and its exit is handled as a crash.
     private func condemn(_ pid: Int32, because reason: String, in state: inout State) {
-        log("worker \(pid): \(reason); replacing it")
+        state.log(.error, "worker \(pid): \(reason); replacing it")
         state.workers[pid]?.ready = false
+        state.noteReadiness()
         kill(pid, SIGKILL)
+    }
+
+    /// The watchdog: a worker whose batch has run past its timeout (a hung engine, a stopped
+    /// process) is killed; its batch is retried elsewhere once and its seat is replaced.
+    private func timeOutStuckWorkers(in state: inout State) {
+        let now = ContinuousClock.now
+        for worker in state.workers.values where !worker.timedOut {
+            guard let since = worker.busySince, now - since > worker.timeout else { continue }
+            state.workers[worker.pid]?.timedOut = true
+            condemn(worker.pid, because: "its batch has run for more than its \(worker.timeout) worker timeout", in: &state)
+        }
     }
 
     /// A worker exited: close its descriptors, retry its batches elsewhere, schedule its seat.
@@ -332,9 +405,12 @@ public final class WorkerPool: @unchecked Sendable {
         _ = waitpid(pid, &status, 0)
         try? worker.channel.descriptor.close()
         try? worker.exitWatch.close()
+        state.noteReadiness()
         for slot in worker.inFlight {
             if state.batches[slot]!.attempts < 2 {
                 state.dispatchQueue.insert(slot, at: 0)
+            } else if worker.timedOut {
+                state.finish(slot: slot, with: .failure(PoolError.timedOut("the batch outran the worker timeout on two workers")))
             } else {
                 state.finish(slot: slot, with: .failure(PoolError.inferenceFailed("the batch crashed two workers")))
             }
@@ -344,17 +420,23 @@ public final class WorkerPool: @unchecked Sendable {
             state.respawnAt[worker.seat] = .now
             return
         }
-        log("worker \(pid) on CPUs \(cpuSets[worker.seat]) exited unexpectedly (\(describe(status)))")
-        let now = ContinuousClock.now
-        state.crashes = state.crashes.filter { now - $0 < configuration.crashWindow } + [now]
-        if state.crashes.count > configuration.crashLimit {
-            state.becomeUnhealthy("\(state.crashes.count) worker crashes within \(configuration.crashWindow)")
+        let reason = worker.timedOut ? "killed after its worker timeout" : describe(status)
+        state.log(.error, "worker \(pid) on CPUs \(cpuSets[worker.seat]) exited unexpectedly (\(reason))")
+        seatFailed(worker.seat, because: "worker \(pid) \(reason)", in: &state)
+    }
+
+    /// A seat lost its worker, or could not start one: retry with capped back-off, for ever
+    /// once the pool has been ready; a crash loop before that fails the start.
+    private func seatFailed(_ seat: Int, because reason: String, in state: inout State) {
+        let crashes = state.consecutiveCrashes[seat, default: 0] + 1
+        state.consecutiveCrashes[seat] = crashes
+        state.lastCrash = reason
+        state.restarts += 1
+        if !state.started, crashes >= configuration.crashLimit {
+            state.failStart("\(crashes) workers in a row failed to start; last: \(reason)")
             return
         }
-        let crashes = state.consecutiveCrashes[worker.seat, default: 0]
-        state.consecutiveCrashes[worker.seat] = crashes + 1
-        state.restarts += 1
-        state.respawnAt[worker.seat] = now + .milliseconds(min(5000, 100 << min(crashes, 6)))
+        state.respawnAt[seat] = .now + .milliseconds(min(5000, 100 << min(crashes - 1, 6)))
     }
 
     /// Hands queued batches to the ready workers with the fewest batches in hand.
@@ -367,8 +449,10 @@ public final class WorkerPool: @unchecked Sendable {
             state.batches[slot]!.dispatchedAt = monotonicNanoseconds()
             let batch = state.batches[slot]!
             do {
+                // Non-blocking: the socket holds far more than the two messages a worker may have pending.
                 try worker.channel.send(ControlMessage(kind: .run, slot: slot, batch: batch.reserved, sequence: batch.sequence))
                 state.workers[worker.pid]!.inFlight.append(slot)
+                if worker.inFlight.isEmpty { state.workers[worker.pid]!.busySince = .now }
             } catch {
                 state.batches[slot]!.attempts -= 1
                 state.dispatchQueue.insert(slot, at: 0)
@@ -386,34 +470,43 @@ public final class WorkerPool: @unchecked Sendable {
         guard !state.workers.values.contains(where: \.stopping), serving.count > 1 || configuration.workers == 1,
               let worker = serving.first(where: { $0.served >= limit && $0.inFlight.isEmpty }) else { return }
         state.workers[worker.pid]!.stopping = true
+        state.noteReadiness()
         try? worker.channel.send(ControlMessage(kind: .stop))
     }
 
-    private func respawnDueSeats(in state: inout State) {
-        guard state.needsWorkers else { return }
+    /// Seats whose respawn is due, taken off the schedule: the caller spawns them unlocked.
+    private func dueSeats(in state: inout State) -> [Int] {
+        guard state.needsWorkers, state.startFailure == nil else { return [] }
         let now = ContinuousClock.now
-        for (seat, due) in state.respawnAt where due <= now {
-            guard state.acceptsRequests || state.stopRequested else { return }
-            state.respawnAt[seat] = nil
-            do {
-                let worker = try spawn(seat: seat)
-                state.workers[worker.pid] = worker
-            } catch {
-                log("cannot start a worker: \(error)")
-                state.becomeUnhealthy("cannot start a worker: \(error)")
-            }
+        let due = state.respawnAt.filter { $0.value <= now }.map(\.key).sorted()
+        for seat in due { state.respawnAt[seat] = nil }
+        return due
+    }
+
+    private func respawn(_ seat: Int) {
+        do {
+            let worker = try spawn(seat: seat)
+            state.withLock { $0.workers[worker.pid] = worker }
+        } catch {
+            logger.error("cannot start a worker for seat \(seat): \(error)")
+            state.withLock { seatFailed(seat, because: "cannot start a worker: \(error)", in: &$0) }
         }
     }
 
-    /// Stops the drained pool's workers and waits for them, outside the lock: a worker still
-    /// warming up reads no STOP and is killed after 5 s, while status stays readable.
+    /// Stops the drained pool's workers and waits for them, outside the lock: a worker that
+    /// reads no STOP (still warming up, stopped, hung) is killed at the stop deadline, or
+    /// after 5 s, while status stays readable.
     private func stop(_ workers: [State.Worker]) {
-        let deadline = ContinuousClock.now + .seconds(5)
+        let deadline = min(state.withLock { $0.stopDeadline } ?? .now, .now + .seconds(5))
         for worker in workers { try? worker.channel.send(ControlMessage(kind: .stop)) }
         for worker in workers {
             var status: Int32 = 0
             while waitpid(worker.pid, &status, WNOHANG) == 0 {
-                if ContinuousClock.now > deadline { kill(worker.pid, SIGKILL) }
+                if ContinuousClock.now >= deadline {
+                    kill(worker.pid, SIGKILL)
+                    waitpid(worker.pid, &status, 0)
+                    break
+                }
                 usleep(2000)
             }
             try? worker.channel.descriptor.close()
@@ -421,7 +514,7 @@ public final class WorkerPool: @unchecked Sendable {
         }
         state.withLock { state in
             state.workers.removeAll()
-            state.health = .stopped
+            state.stopped = true
             state.supervising = false
         }
     }
@@ -436,6 +529,7 @@ public final class WorkerPool: @unchecked Sendable {
         try retryingOnInterrupt { CLinuxShims_socketpair_seqpacket(&sockets) }
         let ours = FileDescriptor(rawValue: sockets[0]), theirs = FileDescriptor(rawValue: sockets[1])
         defer { try? theirs.close() }
+        _ = CLinuxShims_set_nonblocking(ours.rawValue)
         let worker = WorkerConfiguration(
             modelFile: configuration.model.file.path, sampleShape: configuration.model.sampleShape,
             outputCount: configuration.model.outputCount, quantized: configuration.model.quantized, engine: configuration.engine.kind, threads: configuration.threadsPerWorker,
@@ -445,7 +539,7 @@ public final class WorkerPool: @unchecked Sendable {
         var pid: pid_t = 0
         let result = withCStrings(arguments) { argv in
             withCStrings(Self.workerEnvironment) { envp in
-                CLinuxShims_spawn_worker(configuration.workerExecutable.path, argv, envp, arena.descriptor.rawValue, theirs.rawValue, &pid)
+                CLinuxShims_spawn_worker(executable.rawValue, argv, envp, arena.descriptor.rawValue, theirs.rawValue, &pid)
             }
         }
         guard result == 0 else {
@@ -470,10 +564,6 @@ public final class WorkerPool: @unchecked Sendable {
     private func signalSupervisor() {
         var one: UInt64 = 1
         _ = write(wake.rawValue, &one, 8)
-    }
-
-    private func log(_ text: String) {
-        FileHandle.standardError.write(Data("visionpool pool: \(text)\n".utf8))
     }
 }
 

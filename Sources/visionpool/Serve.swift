@@ -15,7 +15,14 @@ struct Serve: AsyncParsableCommand {
             POST /v2/models/NAME/infer (FP32 tensors as JSON or binary data, or encoded images as BYTES; \
             the classification extension); POST /v1/classify with an image as the body. Example:
               curl --unix-socket SOCKET --data-binary @cat.jpg http://localhost/v1/classify
-            SIGTERM or SIGINT stops accepting, finishes in-flight requests, stops the workers and removes the socket.
+            The first SIGTERM or SIGINT stops gracefully: readiness fails at once, the listeners stop \
+            accepting, in-flight requests finish, the workers stop and the socket is removed (exit status 0). \
+            A second signal, or --graceful-timeout running out, stops at once: the workers are killed and \
+            the requests still running are cut off (exit status 1). Workers run in their own process group \
+            and ignore SIGINT and SIGTERM: they stop on the front's word, or die with it.
+            Probes: /v2/health/ready answers 503 while no worker can serve (warming up, every worker \
+            crashed, stopping); /v2/health/live answers 503 only when no worker has been ready for \
+            --liveness-timeout, which the server cannot fix by itself.
             """
     )
 
@@ -50,6 +57,17 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a client has to send a request's body once its headers are in; a slower one is disconnected.")
     var bodyTimeout: Double = 30
 
+    @Option(help: "Seconds the first SIGTERM/SIGINT gives in-flight requests before the server stops anyway.")
+    var gracefulTimeout: Double = 20
+
+    @Option(help: ArgumentHelp(
+        "Seconds one batch may run on a worker before the worker is killed and replaced and the batch retried elsewhere.",
+        discussion: "Default: ten times the worker's own warm-up time for its largest batch, at least 5 s."))
+    var workerTimeout: Double?
+
+    @Option(help: "Seconds with no worker ready (they keep crashing) before /v2/health/live fails, so an orchestrator restarts the server.")
+    var livenessTimeout: Double = 60
+
     @Option(help: "Requests that may wait for a free slot before new ones get 503 with Retry-After.")
     var maxQueue: Int = 256
 
@@ -66,8 +84,8 @@ struct Serve: AsyncParsableCommand {
         guard let mode = mode_t(socketMode, radix: 8), mode <= 0o777 else { throw ValidationError("--socket-mode must be octal, e.g. 600") }
         _ = mode
         guard maxBodyBytes >= 1 else { throw ValidationError("--max-body-bytes must be at least 1") }
-        guard [requestTimeout, idleTimeout, bodyTimeout].allSatisfy({ (0.001...86_400).contains($0) }) else {
-            throw ValidationError("--request-timeout, --idle-timeout and --body-timeout take seconds from 0.001 to 86400")
+        guard [requestTimeout, idleTimeout, bodyTimeout, gracefulTimeout, livenessTimeout, workerTimeout ?? 1].allSatisfy({ (0.001...86_400).contains($0) }) else {
+            throw ValidationError("--request-timeout, --idle-timeout, --body-timeout, --graceful-timeout, --worker-timeout and --liveness-timeout take seconds from 0.001 to 86400")
         }
         guard maxQueue >= 0 else { throw ValidationError("--max-queue must not be negative") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
@@ -98,7 +116,7 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var logger = Logger(label: "visionpool")
+        var logger = Logger(label: "visionpool", factory: { StreamLogHandler.standardError(label: $0) })
         logger.logLevel = Logger.Level(rawValue: logLevel)!
         raiseDescriptorLimit(logger: logger)
         returnLargeBuffersWhenFreed(logger: logger)
@@ -106,6 +124,9 @@ struct Serve: AsyncParsableCommand {
         warnIfSynthetic(entry.manifest)
         var poolConfiguration = try pool.configuration(entry: entry, engine: engine)
         poolConfiguration.maxWaitingRequests = maxQueue
+        poolConfiguration.workerTimeout = workerTimeout.map(Duration.seconds(_:))
+        poolConfiguration.livenessTimeout = .seconds(livenessTimeout)
+        poolConfiguration.logger = logger
         let classifier = try PoolClassifier(unstarted: entry, configuration: poolConfiguration, maxPixels: maxPixels)
         let address = try tcp.map(tcpAddress)
         var configuration = ServerConfiguration(
@@ -115,7 +136,13 @@ struct Serve: AsyncParsableCommand {
             bodyTimeout: .milliseconds(Int64(bodyTimeout * 1000)))
         configuration.accessLog = accessLog
         configuration.allowSharedDirectory = allowSharedSocketDir
-        try await InferenceServer.run(service: ModelService(entry: entry, classifier: classifier), configuration: configuration, logger: logger)
+        configuration.gracefulTimeout = .seconds(gracefulTimeout)
+        do {
+            try await InferenceServer.run(service: ModelService(entry: entry, classifier: classifier), configuration: configuration, logger: logger)
+        } catch let error as ServerStopError {
+            logger.warning("\(error)")
+            throw ExitCode(1)
+        }
     }
 
     /// Every connection is a descriptor: lift the soft limit (often 1024) to the hard one, as

@@ -50,15 +50,27 @@ pid_t CLinuxShims_peer_pid(int fd);
 /// Returns 1 on success, 0 on failure.
 int CLinuxShims_set_mmap_threshold(size_t bytes);
 
-/// `posix_spawn` of `path` with `argv`/`envp`, `shared_memory` as descriptor 3 and `control`
-/// as descriptor 4 in the child, its standard output sent to standard error (a worker must
-/// never write into the front's output), every other descriptor closed, default signal
-/// dispositions and an empty signal mask. Returns 0 or an errno value.
-int CLinuxShims_spawn_worker(const char *path, char *const argv[], char *const envp[], int shared_memory, int control,
+/// `posix_spawn` of the program open at `executable` (run through `/proc/self/fd`, so a
+/// replaced file does not change what runs) with `argv`/`envp`, `shared_memory` as
+/// descriptor 3, `control` as 4 and the program as 5 in the child, its standard output sent
+/// to standard error (a worker must never write into the front's output), every other
+/// descriptor closed, default signal dispositions, an empty signal mask, and a process group
+/// of its own (`POSIX_SPAWN_SETPGROUP`). Returns 0 or an errno value.
+int CLinuxShims_spawn_worker(int executable, char *const argv[], char *const envp[], int shared_memory, int control,
                              pid_t *pid);
 
-/// The descriptors a worker finds its arena and control socket on.
-enum { CLinuxShims_WORKER_ARENA_FD = 3, CLinuxShims_WORKER_CONTROL_FD = 4 };
+/// The descriptors a worker finds its arena, control socket and own program on.
+enum { CLinuxShims_WORKER_ARENA_FD = 3, CLinuxShims_WORKER_CONTROL_FD = 4, CLinuxShims_WORKER_EXECUTABLE_FD = 5 };
+
+/// `open(path, O_RDONLY | O_CLOEXEC)` (`open` is variadic).
+int CLinuxShims_open_executable(const char *path);
+
+/// `signal(SIGINT, SIG_IGN)` and `signal(SIGTERM, SIG_IGN)`: a worker stops on its front's
+/// word, not on a signal sent to every process of a group or service. 0, or -1 with errno.
+int CLinuxShims_ignore_stop_signals(void);
+
+/// `fcntl(fd, F_SETFL, … | O_NONBLOCK)` (`fcntl` is variadic). 0, or -1 with errno.
+int CLinuxShims_set_nonblocking(int fd);
 
 // MARK: - Control messages
 

@@ -21,10 +21,15 @@ public func makeRouter(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
             body: .init(byteBuffer: ByteBuffer(bytes: metrics.scrape(service.classifier.pool.status))))
     }
-    router.get("/v2/health/live") { _, _ in HTTPResponse.Status.ok }
-    // The protocol answers "not ready" with a 4xx, as Triton does with 400.
+    // Liveness fails only when the process cannot recover by itself, so that an orchestrator
+    // restarts it; readiness fails whenever requests cannot be served now (warming up, every
+    // worker crashed, stopping). Both answer 503 with the pool's state when they fail.
+    router.get("/v2/health/live") { _, _ in
+        guard service.isLive else { throw ServerError(.serviceUnavailable, "the worker pool cannot recover: \(service.classifier.pool.status.health)") }
+        return HTTPResponse.Status.ok
+    }
     router.get("/v2/health/ready") { _, _ in
-        guard service.isReady else { throw ServerError.badRequest("the worker pool is not ready") }
+        guard service.isReady else { throw ServerError(.serviceUnavailable, "not ready: \(service.readinessProblem)") }
         return HTTPResponse.Status.ok
     }
     router.get("/v2") { _, _ in
@@ -41,7 +46,7 @@ public func makeRouter(
     }
     let modelReady: @Sendable (Request, BasicRequestContext) async throws -> HTTPResponse.Status = { _, context in
         try model(context, service, version: context.parameters.get("version") != nil)
-        guard service.isReady else { throw ServerError.badRequest("model \(service.name) is not ready") }
+        guard service.isReady else { throw ServerError(.serviceUnavailable, "model \(service.name) is not ready: \(service.readinessProblem)") }
         return .ok
     }
     router.get("/v2/models/{model}/ready", use: modelReady)
@@ -147,10 +152,11 @@ private func model(_ context: BasicRequestContext, _ service: ModelService, vers
     if version, context.parameters.get("version") != "1" { throw ServerError(.notFound, "model \(service.name) has only version 1") }
 }
 
-/// Inference waits for no warm-up: until every worker is ready, clients are told to come back.
+/// Inference waits for no warm-up: until a worker is ready, clients are told to come back.
+/// A draining server still serves what reaches it.
 private func requireReady(_ service: ModelService) throws {
-    guard service.isReady else {
-        var error = ServerError(.serviceUnavailable, "model \(service.name) is not ready yet")
+    guard service.classifier.pool.status.canServe else {
+        var error = ServerError(.serviceUnavailable, "model \(service.name) is not ready: \(service.readinessProblem)")
         error.headers[.retryAfter] = "1"
         throw error
     }
@@ -169,17 +175,18 @@ private func collect(_ request: Request, limit: Int) async throws -> Data {
 }
 
 /// The request's deadline: the `Timeout-Ms` header, else the protocol's `timeout` parameter
-/// (microseconds, as Triton reads it), else the server's default.
-private func requestTimeout(_ request: Request, parameter microseconds: Int?, default fallback: Duration) throws -> Duration {
+/// (microseconds, as Triton reads it), else the server's `--request-timeout`, which is also
+/// the most a client may ask for.
+private func requestTimeout(_ request: Request, parameter microseconds: Int?, default limit: Duration) throws -> Duration {
     if let header = request.headers[.timeoutMilliseconds] {
         guard let milliseconds = Int(header), milliseconds > 0 else { throw ServerError.badRequest("Timeout-Ms must be a positive number of milliseconds") }
-        return .milliseconds(milliseconds)
+        return min(.milliseconds(milliseconds), limit)
     }
     if let microseconds {
         guard microseconds > 0 else { throw ServerError.badRequest("the timeout parameter must be a positive number of microseconds") }
-        return .microseconds(microseconds)
+        return min(.microseconds(microseconds), limit)
     }
-    return fallback
+    return limit
 }
 
 /// Answers with `body`'s result, or 504 once `timeout` passes, whichever comes first. The
@@ -190,18 +197,21 @@ private func run<Result: Sendable>(within timeout: Duration, _ body: @escaping @
     do {
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Result, Error>) in
             let answer = FirstAnswer(continuation)
+            // The timer ends with the request: it is cancelled as soon as the work answers.
+            let timer = Task {
+                try await Task.sleep(for: timeout)
+                return answer.resume(with: .failure(ServerError(.gatewayTimeout, "the request did not finish within its \(timeout) deadline")))
+            }
             let work = Task {
                 do {
                     answer.resume(with: .success(try await body()))
                 } catch {
                     answer.resume(with: .failure(error))
                 }
+                timer.cancel()
             }
             Task {
-                try? await Task.sleep(for: timeout)
-                if answer.resume(with: .failure(ServerError(.gatewayTimeout, "the request did not finish within its \(timeout) deadline"))) {
-                    work.cancel()
-                }
+                if (try? await timer.value) == true { work.cancel() }
             }
         }
     } catch let error as ServerError {
@@ -227,8 +237,12 @@ private func unavailable(_ error: PoolError) -> ServerError {
         var reply = ServerError(.serviceUnavailable, error.description)
         reply.headers[.retryAfter] = "1"
         return reply
-    case .unhealthy, .stopped, .startFailed:
-        return ServerError(.serviceUnavailable, error.description)
+    case .unavailable, .stopped, .startFailed:
+        var reply = ServerError(.serviceUnavailable, error.description)
+        reply.headers[.retryAfter] = "1"
+        return reply
+    case .timedOut:
+        return ServerError(.gatewayTimeout, error.description)
     case .inferenceFailed, .invalidConfiguration:
         return ServerError(.internalServerError, error.description)
     }

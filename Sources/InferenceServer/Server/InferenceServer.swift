@@ -8,6 +8,7 @@ import InferenceEngines
 import Logging
 import NIOCore
 import ServiceLifecycle
+import UnixSignals
 import Synchronization
 
 /// Where and how the server listens.
@@ -25,6 +26,9 @@ public struct ServerConfiguration: Sendable {
     public var idleTimeout: Duration
     /// A request's body must have arrived this long after its head, or its connection is closed.
     public var bodyTimeout: Duration
+    /// After the first SIGTERM/SIGINT, how long in-flight requests may take before the
+    /// server stops anyway (Kubernetes sends SIGKILL 30 s after SIGTERM by default).
+    public var gracefulTimeout: Duration = .seconds(20)
     /// One log line per request.
     public var accessLog = false
     /// Allow the socket in a folder others may write to (where another user could put their
@@ -86,7 +90,8 @@ public enum InferenceServer {
         let router = makeRouter(
             service: service, maxBodyBytes: configuration.maxBodyBytes, defaultTimeout: configuration.requestTimeout,
             metrics: ServerMetrics.bootstrap(model: service.name), accessLog: configuration.accessLog)
-        var services: [any Service] = [PoolService(classifier: service.classifier, logger: logger)]
+        let stop = StopRequest(gracePeriod: configuration.gracefulTimeout)
+        var services: [any Service] = [PoolService(classifier: service.classifier, stop: stop, logger: logger)]
         if let host = configuration.tcpHost, let port = configuration.tcpPort {
             services.append(Application(
                 router: router, server: configuration.http, configuration: .init(address: .hostname(host, port: port), serverName: "visionpool"),
@@ -96,22 +101,58 @@ public enum InferenceServer {
         // Nothing the server creates is readable by others; the socket then gets its mode.
         umask(0o077)
         let bound = Mutex<ino_t?>(nil)
-        let app = Application(
+        services.append(Application(
             router: router, server: configuration.http, configuration: .init(address: .unixDomainSocket(path: path), serverName: "visionpool"),
-            services: services,
             onServerRunning: { _ in
                 if chmod(path, mode) != 0 { logger.error("cannot set mode \(String(mode, radix: 8)) on \(path)") }
                 var status = stat()
                 if lstat(path, &status) == 0 { bound.withLock { $0 = status.st_ino } }
                 logger.info("listening on unix:\(path)\(configuration.tcpPort.map { " and http://\(configuration.tcpHost ?? ""):\($0)" } ?? "")")
             },
-            logger: logger)
+            logger: logger))
         defer {
             // Remove the socket file if it is still the one this server made.
             var status = stat()
             if let inode = bound.withLock({ $0 }), lstat(path, &status) == 0, status.st_ino == inode { unlink(path) }
         }
-        try await app.runService()
+        // Services stop in reverse order: the listeners drain first, while the pool still serves.
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: services, logger: logger))
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        let (stopBegan, beginStop) = AsyncStream.makeStream(of: Void.self)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            // gunicorn's arbiter: the first signal stops gracefully, a second one (or the grace
+            // period running out) stops at once.
+            tasks.addTask {
+                var count = 0
+                for await signal in signals {
+                    count += 1
+                    guard count == 1 else { throw ServerStopError.forced("a second signal (\(signal))") }
+                    logger.info("\(signal): stopping gracefully within \(configuration.gracefulTimeout); a second signal stops at once")
+                    service.beginDraining()
+                    stop.begin()
+                    beginStop.yield()
+                    await group.triggerGracefulShutdown()
+                }
+            }
+            tasks.addTask {
+                for await _ in stopBegan {
+                    try await Task.sleep(for: configuration.gracefulTimeout)
+                    throw ServerStopError.forced("the \(configuration.gracefulTimeout) graceful timeout")
+                }
+            }
+            // The group ends by itself after a graceful stop; a forced stop cancels it.
+            do {
+                try await tasks.next()
+                tasks.cancelAll()
+            } catch {
+                if error is ServerStopError { logger.warning("\(error): requests still running are cut off and the workers killed") }
+                stop.force()
+                tasks.cancelAll()
+                while (try? await tasks.next()) != nil {}
+                throw error
+            }
+        }
     }
 
     /// The socket's folder must belong to this user (or root) and be writable by nobody else,
@@ -177,14 +218,60 @@ public enum InferenceServer {
     }
 }
 
-/// Starts the worker pool beside the listeners and stops it after they have drained.
+/// How the server was stopped when it was not a clean, graceful stop.
+public enum ServerStopError: Error, CustomStringConvertible {
+    case forced(String)
+
+    public var description: String {
+        switch self {
+        case .forced(let why): "stopped forcibly by \(why)"
+        }
+    }
+}
+
+/// When the stop began, and whether it must be immediate: shared by the signal handler and
+/// the pool's service.
+final class StopRequest: Sendable {
+    private let deadline = Mutex<ContinuousClock.Instant?>(nil)
+    private let gracePeriod: Duration
+    private let forcedHandlers = Mutex<[@Sendable () -> Void]>([])
+
+    init(gracePeriod: Duration) {
+        self.gracePeriod = gracePeriod
+    }
+
+    func begin() {
+        deadline.withLock { $0 = $0 ?? .now + gracePeriod }
+    }
+
+    func force() {
+        deadline.withLock { $0 = .now }
+        for handler in forcedHandlers.withLock({ $0 }) { handler() }
+    }
+
+    /// What is left of the grace period (all of it if no signal started the stop).
+    var remaining: Duration {
+        guard let deadline = deadline.withLock({ $0 }) else { return gracePeriod }
+        return max(.zero, deadline - .now)
+    }
+
+    func onForce(_ handler: @escaping @Sendable () -> Void) {
+        forcedHandlers.withLock { $0.append(handler) }
+    }
+}
+
+/// Starts the worker pool beside the listeners and stops it after they have drained, within
+/// what is left of the grace period (at once if the stop is forced).
 struct PoolService: Service {
     let classifier: PoolClassifier
+    let stop: StopRequest
     let logger: Logger
 
     func run() async throws {
         let start = ContinuousClock.now
         let configuration = classifier.pool.configuration
+        let pool = classifier.pool
+        stop.onForce { Task { await pool.shutdown(gracePeriod: .zero) } }
         try await classifier.start()
         logger.info("""
             pool ready in \(String(format: "%.2f", (ContinuousClock.now - start).seconds)) s: \
@@ -192,6 +279,7 @@ struct PoolService: Service {
             on CPUs \(classifier.pool.cpuSets), batch ≤ \(configuration.maxBatch)
             """)
         try? await gracefulShutdown()
-        await classifier.shutdown()
+        await pool.shutdown(gracePeriod: Task.isCancelled ? .zero : stop.remaining)
+        logger.info("worker pool stopped")
     }
 }

@@ -1,6 +1,7 @@
 import Classification
 import Foundation
 import ImagePipeline
+import Synchronization
 import ModelCatalog
 import WorkerPool
 
@@ -17,8 +18,25 @@ public final class ModelService: Sendable {
         self.maxSamplesPerRequest = maxSamplesPerRequest
     }
 
+    /// Set by the first stop signal: readiness fails at once, while requests still in flight
+    /// (or already on their way over open connections) are served.
+    private let draining = Atomic(false)
+
     public var name: String { entry.manifest.name }
-    public var isReady: Bool { classifier.pool.status.health == .ready }
+    /// Whether requests can be served now (readiness).
+    public var isReady: Bool { !draining.load(ordering: .relaxed) && classifier.pool.status.canServe }
+    /// False only when the pool cannot recover by itself (liveness).
+    public var isLive: Bool { classifier.pool.status.isLive }
+
+    /// Why the service is not ready, for the probe's answer.
+    var readinessProblem: String {
+        draining.load(ordering: .relaxed) ? "the server is stopping" : "the worker pool is \(classifier.pool.status.health)"
+    }
+
+    /// Readiness goes false from now on; nothing else changes.
+    public func beginDraining() {
+        draining.store(true, ordering: .relaxed)
+    }
     var sampleShape: [Int] { entry.manifest.input.shape }
     var classes: Int { entry.manifest.output.classes }
 

@@ -52,7 +52,7 @@ public struct ServerMetrics: Sendable {
     /// The Prometheus text, with the pool's gauges read fresh.
     func scrape(_ status: PoolStatus) -> [UInt8] {
         let dimensions = [("model", model)]
-        Gauge(label: "visionpool_pool_healthy", dimensions: dimensions).record(status.health == .ready ? 1 : 0)
+        Gauge(label: "visionpool_pool_healthy", dimensions: dimensions).record(status.canServe ? 1 : 0)
         Gauge(label: "visionpool_workers_ready", dimensions: dimensions).record(status.workers.filter(\.ready).count)
         Gauge(label: "visionpool_worker_restarts", dimensions: dimensions).record(status.restarts)
         Gauge(label: "visionpool_queued_batches", dimensions: dimensions).record(status.queuedBatches)

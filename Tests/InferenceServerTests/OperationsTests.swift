@@ -1,0 +1,137 @@
+import Foundation
+import Glibc
+import Synchronization
+import TestSupport
+import Testing
+
+/// What operators and init systems do to a running server: signals to its process group,
+/// stuck workers, crash loops. Real servers, real workers, real signals.
+@Suite(.serialized) struct OperationsTests {
+    /// Clients that send requests in a loop until stopped, recording every reply's status
+    /// (0: no connection).
+    final class Load: Sendable {
+        private let replies = Mutex([Int]())
+        private let stopping = Atomic(false)
+        private let running = Atomic(0)
+
+        init(_ server: ServerHarness, clients: Int) throws {
+            let image = try Fixtures.image("cat.jpg")
+            running.store(clients, ordering: .relaxed)
+            for _ in 0..<clients {
+                Thread { [self] in
+                    while !stopping.load(ordering: .relaxed) {
+                        let status = (try? server.request("POST", "/v1/classify", body: image).status) ?? 0
+                        replies.withLock { $0.append(status) }
+                    }
+                    running.subtract(1, ordering: .relaxed)
+                }.start()
+            }
+        }
+
+        var statuses: [Int] { replies.withLock { $0 } }
+
+        /// Stops the clients and waits for their last replies.
+        func finish() {
+            stopping.store(true, ordering: .relaxed)
+            while running.load(ordering: .relaxed) > 0 { usleep(10_000) }
+        }
+    }
+
+    @Test func ctrlCToTheProcessGroupUnderLoadLosesNothingAndLeavesNothing() async throws {
+        let server = try ServerHarness(["--graceful-timeout", "10"])
+        defer { server.stop() }
+        let front = server.process.processIdentifier
+        let workers = childrenOf(front)
+        #expect(workers.count == 2)
+        #expect(workers.allSatisfy { getpgid($0) == $0 }, "each worker leads a process group of its own")
+        let load = try Load(server, clients: 3)
+        #expect(await eventually(within: 30) { load.statuses.filter { $0 == 200 }.count >= 6 })
+        // A terminal's Ctrl-C reaches the foreground process group: the front's, never the workers'.
+        let group = getpgid(front)
+        if group == front {
+            kill(-group, SIGINT)
+        } else {
+            kill(front, SIGINT)  // The front shares the test runner's group: signal it alone.
+        }
+        let signalled = Date()
+        server.process.waitUntilExit()
+        let stopSeconds = Date().timeIntervalSince(signalled)
+        load.finish()
+        #expect(server.process.terminationStatus == 0, "a clean stop exits 0: \(server.logText)")
+        let statuses = load.statuses
+        #expect(!statuses.contains { $0 >= 500 }, "no request failed while stopping: \(statuses)")
+        #expect(statuses.filter { $0 == 200 }.count >= 6)
+        #expect(!workers.contains(where: isRunning), "workers outlived the front")
+        #expect(!FileManager.default.fileExists(atPath: server.socket), "the socket is removed")
+        #expect(!server.logText.contains("exited unexpectedly"), "the workers were stopped, not crashed")
+        print("SIGINT to \(group == front ? "the front's process group" : "the front") under load: stopped in \(String(format: "%.2f", stopSeconds)) s, \(statuses.filter { $0 == 200 }.count) × 200, \(statuses.filter { $0 == 0 }.count) refused connections after the listener closed")
+    }
+
+    @Test func aStoppedWorkerIsReplacedByTheWatchdogAndSIGTERMStillFinishesInTime() async throws {
+        let server = try ServerHarness(["--model", "resnet50", "--worker-timeout", "1", "--graceful-timeout", "4"])
+        defer { server.stop() }
+        let front = server.process.processIdentifier
+        let workers = childrenOf(front)
+        let stuck = try #require(workers.first)
+        kill(stuck, SIGSTOP)
+        let image = try Fixtures.image("cat.jpg")
+        let replies = Mutex([Int]())
+        let started = Date()
+        DispatchQueue.concurrentPerform(iterations: 6) { _ in
+            let status = (try? server.request("POST", "/v1/classify", body: image).status) ?? 0
+            replies.withLock { $0.append(status) }
+        }
+        let burstSeconds = Date().timeIntervalSince(started)
+        let statuses = replies.withLock { $0 }
+        #expect(statuses.allSatisfy { $0 == 200 || $0 == 504 }, "requests on a stuck worker succeed elsewhere or time out: \(statuses)")
+        #expect(statuses.filter { $0 == 200 }.count >= 5, "\(statuses)")
+        #expect(await eventually(within: 10) { !isRunning(stuck) }, "the watchdog killed the stopped worker")
+        #expect(server.logText.contains("worker timeout"))
+        #expect(await eventually(within: 60) { (try? server.request("GET", "/v2/health/ready").status) == 200 })
+        // Now stop an idle worker: it will never read the front's STOP.
+        let replacement = try #require(childrenOf(front).first { $0 != stuck })
+        kill(replacement, SIGSTOP)
+        let signalled = Date()
+        kill(front, SIGTERM)
+        server.process.waitUntilExit()
+        let stopSeconds = Date().timeIntervalSince(signalled)
+        #expect(stopSeconds < 6, "SIGTERM finished within the 4 s graceful timeout: took \(stopSeconds) s")
+        #expect(!childrenOf(front).contains(where: isRunning) && !isRunning(replacement), "nothing is left behind")
+        print("stuck worker: burst of 6 in \(String(format: "%.2f", burstSeconds)) s \(statuses); SIGTERM with a stopped worker took \(String(format: "%.2f", stopSeconds)) s")
+    }
+
+    @Test func aCrashLoopDegradesLivenessFailsOnlyWhenNothingRecoversAndReadinessReturns() async throws {
+        let failpoint = try Fixtures.temporaryDirectory().appendingPathComponent("fail-worker-start")
+        let server = try ServerHarness(
+            ["--liveness-timeout", "3"], environment: ["VISIONPOOL_FAIL_WORKER_START_IF_EXISTS": failpoint.path])
+        defer {
+            server.stop()
+            try? FileManager.default.removeItem(at: failpoint)
+        }
+        let image = try Fixtures.image("cat.jpg")
+        // From now on every new worker exits as it starts: kill the running ones.
+        FileManager.default.createFile(atPath: failpoint.path, contents: nil)
+        childrenOf(server.process.processIdentifier).forEach { kill($0, SIGKILL) }
+        let killed = Date()
+        #expect(await eventually(within: 2) { (try? server.request("GET", "/v2/health/ready").status) == 503 })
+        #expect(try server.request("GET", "/v2/health/live").status == 200, "a pool that is replacing workers is alive")
+        #expect(await eventually(within: 10) {
+            let reply = try? server.request("POST", "/v1/classify", body: image)
+            return reply?.status == 503 && reply?.headers["retry-after"] == "1"
+        }, "in a crash loop requests are refused at once, not left to time out")
+        #expect(await eventually(within: 10) { (try? server.request("GET", "/v2/health/live").status) == 503 })
+        let notLiveAfter = Date().timeIntervalSince(killed)
+        #expect(notLiveAfter >= 2.9, "liveness held for the --liveness-timeout")
+        let live = try server.request("GET", "/v2/health/live")
+        #expect((live.json?["error"] as? String)?.contains("no worker has been ready") == true, "\(String(decoding: live.body, as: UTF8.self))")
+        // Workers can start again: the pool, which never gave up, recovers by itself.
+        try FileManager.default.removeItem(at: failpoint)
+        let fixed = Date()
+        #expect(await eventually(within: 60) { (try? server.request("GET", "/v2/health/ready").status) == 200 })
+        let readyAgainAfter = Date().timeIntervalSince(fixed)
+        #expect(try server.request("GET", "/v2/health/live").status == 200)
+        #expect(try server.request("POST", "/v1/classify", body: image).status == 200)
+        #expect(server.stop() == 0)
+        print("crash loop: liveness 503 after \(String(format: "%.1f", notLiveAfter)) s, ready again \(String(format: "%.1f", readyAgainAfter)) s after workers could start")
+    }
+}
