@@ -79,22 +79,25 @@ public final class SharedArena: @unchecked Sendable {
         guard Int(status.st_size) == expected.totalSize else {
             throw .unusable("the arena is \(status.st_size) bytes; \(expected.totalSize) were expected")
         }
+        let mapping: UnsafeMutableRawPointer
         do {
-            base = try Self.map(descriptor.rawValue, size: expected.totalSize)
+            mapping = try Self.map(descriptor.rawValue, size: expected.totalSize)
         } catch {
             throw .unusable("mmap failed: \(error)")
         }
-        self.descriptor = descriptor
-        layout = expected
-        let header = base.load(as: vp_arena_header.self)
+        // Checked before the object is whole: once it is, a throw would run deinit and unmap twice.
+        let header = mapping.load(as: vp_arena_header.self)
         guard header.magic == VP_ARENA_MAGIC, header.version == VP_ARENA_VERSION, Int(header.slot_count) == expected.slotCount,
               Int(header.max_batch) == expected.maxBatch, Int(header.slot_size) == expected.slotSize,
               Int(header.input_floats_per_sample) == expected.inputFloatsPerSample,
               Int(header.output_floats_per_sample) == expected.outputFloatsPerSample
         else {
-            munmap(base, expected.totalSize)
+            munmap(mapping, expected.totalSize)
             throw .unusable("the arena's header does not match the expected layout")
         }
+        base = mapping
+        self.descriptor = descriptor
+        layout = expected
     }
 
     deinit {

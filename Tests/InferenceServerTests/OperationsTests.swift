@@ -134,4 +134,22 @@ import Testing
         #expect(server.stop() == 0)
         print("crash loop: liveness 503 after \(String(format: "%.1f", notLiveAfter)) s, ready again \(String(format: "%.1f", readyAgainAfter)) s after workers could start")
     }
+
+    @Test func clientsThatHangUpLeaveTheLineAndTheirPlaceGoesToTheNext() async throws {
+        let server = try ServerHarness(["--model", "resnet50", "--workers", "1", "--max-queue", "6"])
+        defer { server.stop() }
+        let worker = try #require(childrenOf(server.process.processIdentifier).first)
+        let image = try Fixtures.image("cat.jpg")
+        kill(worker, SIGSTOP)
+        // Four take the slots of the stopped worker, six wait in line; all ten hang up.
+        DispatchQueue.concurrentPerform(iterations: 10) { _ in
+            _ = try? server.request("POST", "/v1/classify", body: image, hangUpAfter: 0.5)
+        }
+        kill(worker, SIGCONT)
+        // Had the six stayed in line (until their 30 s deadline), this one would find it full: 503.
+        let next = try server.request("POST", "/v1/classify", body: image)
+        #expect(next.status == 200, "\(String(decoding: next.body, as: UTF8.self))")
+        let metrics = String(decoding: try server.request("GET", "/metrics").body, as: UTF8.self)
+        #expect(metrics.contains("outcome=\"499\""), "hung-up requests are counted as such")
+    }
 }

@@ -119,6 +119,16 @@ let sampleCount = 3 * 224 * 224
     /// A binary-extension header announcing 100 bytes that never come.
     static let claimsMissingBytes = Data(#"{"inputs":[{"name":"input","shape":[1],"datatype":"BYTES","parameters":{"binary_data_size":100}}]}"#.utf8)
 
+    /// A binary FP32 tensor with a NaN in it: the client's fault, not the server's.
+    static let nanTensor: (path: String, body: Data, headers: [String: String], status: Int, message: String) = {
+        var values = [Float](repeating: 0.5, count: 3 * 224 * 224)
+        values[7] = .nan
+        let (body, headers) = try! binaryBody(
+            ["inputs": [["name": "input", "shape": [1, 3, 224, 224], "datatype": "FP32", "parameters": ["binary_data_size": values.count * 4]]]],
+            values.withUnsafeBytes { Data($0) })
+        return ("/v2/models/tiny/infer", body, headers, 400, "element 7 is nan")
+    }()
+
     /// Each bad request and the status it must get; the error names what was wrong.
     static let badRequests: [(path: String, body: Data, headers: [String: String], status: Int, message: String)] = [
         ("/v2/models/tiny/infer", Data("{not json".utf8), [:], 400, "JSON"),
@@ -131,6 +141,8 @@ let sampleCount = 3 * 224 * 224
         ("/v2/models/tiny/infer", Data(#"{"inputs":[{"name":"input","shape":[1],"datatype":"BYTES","data":[""]}],"outputs":[{"name":"logits"},{"name":"logits"}]}"#.utf8), [:], 400, "once"),
         ("/v1/classify", Data(), [:], 400, "empty"),
         ("/v1/classify?top=0", Data("x".utf8), [:], 400, "top"),
+        ("/v1/classify?top=abc", Data("x".utf8), [:], 400, "not \"abc\""),
+        nanTensor,
         ("/v2/models/nope/infer", Data("{}".utf8), [:], 404, "nope"),
     ]
 

@@ -44,14 +44,16 @@ public final class ServerHarness: @unchecked Sendable {
 
     public var logText: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
 
-    /// One HTTP request over the Unix socket.
-    public func request(_ method: String, _ path: String, body: Data? = nil, headers: [String: String] = [:]) throws -> Reply {
+    /// One HTTP request over the Unix socket; with `hangUpAfter`, the client disconnects after
+    /// that many seconds whether or not an answer came (status 0 then).
+    public func request(_ method: String, _ path: String, body: Data? = nil, headers: [String: String] = [:], hangUpAfter: Double? = nil) throws -> Reply {
         let id = UUID().uuidString
         let bodyFile = directory.appendingPathComponent("\(id).body"), headerFile = directory.appendingPathComponent("\(id).headers")
         let requestFile = directory.appendingPathComponent("\(id).request")
         defer { [bodyFile, headerFile, requestFile].forEach { try? FileManager.default.removeItem(at: $0) } }
         var arguments = ["-s", "--path-as-is", "--unix-socket", socket, "-X", method, "-o", bodyFile.path, "-D", headerFile.path, "-w", "%{http_code}"]
         for (name, value) in headers { arguments += ["-H", "\(name): \(value)"] }
+        if let hangUpAfter { arguments += ["--max-time", String(hangUpAfter)] }
         if let body {
             try body.write(to: requestFile)
             arguments += ["--data-binary", "@\(requestFile.path)", "-H", "Content-Type: application/octet-stream"]

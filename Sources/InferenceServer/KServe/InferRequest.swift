@@ -77,6 +77,9 @@ struct InferRequest {
             } else {
                 values = try Self.flatFloats(input["data"], expected: count)
             }
+            if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                throw .badRequest("FP32 element \(bad) is \(values[bad]); inputs must be finite numbers")
+            }
             samples = .tensors(count: batch, values: values)
         case "BYTES":
             guard shape.count == 1 || (shape.count == 2 && shape[1] == 1) else { throw .badRequest("BYTES input shape must be [N] or [N, 1], one image per element") }

@@ -23,3 +23,8 @@ public struct ServerError: HTTPResponseError, CustomStringConvertible {
 
     static func badRequest(_ message: String) -> ServerError { ServerError(.badRequest, message) }
 }
+
+extension HTTPResponse.Status {
+    /// nginx's status for a request whose client hung up first: never sent, only counted.
+    static let clientClosedRequest = HTTPResponse.Status(code: 499, reasonPhrase: "Client Closed Request")
+}

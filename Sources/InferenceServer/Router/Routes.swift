@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import ImagePipeline
 import InferenceEngines
+import Logging
 import NIOCore
 import Synchronization
 import WorkerPool
@@ -11,8 +12,8 @@ import WorkerPool
 /// The KServe v2 / Open Inference Protocol routes, and `/v1/classify` for curl.
 public func makeRouter(
     service: ModelService, maxBodyBytes: Int, defaultTimeout: Duration, metrics: ServerMetrics, accessLog: Bool
-) -> Router<BasicRequestContext> {
-    let router = Router(context: BasicRequestContext.self)
+) -> Router<ConnectionContext> {
+    let router = Router(context: ConnectionContext.self)
     router.add(middleware: JSONErrorsMiddleware())
     if accessLog { router.add(middleware: LogRequestsMiddleware(.info)) }
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
@@ -44,14 +45,14 @@ public func makeRouter(
         try model(context, service, version: true)
         return try json(service.metadata)
     }
-    let modelReady: @Sendable (Request, BasicRequestContext) async throws -> HTTPResponse.Status = { _, context in
+    let modelReady: @Sendable (Request, ConnectionContext) async throws -> HTTPResponse.Status = { _, context in
         try model(context, service, version: context.parameters.get("version") != nil)
         guard service.isReady else { throw ServerError(.serviceUnavailable, "model \(service.name) is not ready: \(service.readinessProblem)") }
         return .ok
     }
     router.get("/v2/models/{model}/ready", use: modelReady)
     router.get("/v2/models/{model}/versions/{version}/ready", use: modelReady)
-    let infer: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, context in
+    let infer: @Sendable (Request, ConnectionContext) async throws -> Response = { request, context in
         try model(context, service, version: context.parameters.get("version") != nil)
         try requireReady(service)
         let body = try await collect(request, limit: maxBodyBytes)
@@ -64,7 +65,7 @@ public func makeRouter(
             body: body, jsonLength: headerLength, sampleShape: manifest.input.shape, inputName: manifest.input.name,
             outputName: manifest.output.name, maxSamples: service.maxSamplesPerRequest)
         let timeout = try requestTimeout(request, parameter: parsed.timeout, default: defaultTimeout)
-        let (scores, stages) = try await run(within: timeout) { try await service.scores(for: parsed.samples, metrics: metrics) }
+        let (scores, stages) = try await run(within: timeout, context: context) { try await service.scores(for: parsed.samples, metrics: metrics) }
         let reply = try InferResponse(
             model: service.name, id: parsed.id, outputs: parsed.outputs, batch: parsed.samples.count, classes: service.classes,
             scores: scores, classify: service.classificationStrings)
@@ -77,12 +78,14 @@ public func makeRouter(
     router.post("/v2/models/{model}/infer", use: infer)
     router.post("/v2/models/{model}/versions/{version}/infer", use: infer)
     router.post("/v1/classify") { request, context in
-        let top = request.uri.queryParameters.get("top", as: Int.self) ?? 5
-        guard (1...service.classes).contains(top) else { throw ServerError.badRequest("top must be 1...\(service.classes)") }
+        let topText = request.uri.queryParameters.get("top") ?? "5"
+        guard let top = Int(topText), (1...service.classes).contains(top) else {
+            throw ServerError.badRequest("top must be a whole number from 1 to \(service.classes), not \"\(topText.prefix(40))\"")
+        }
         try requireReady(service)
         let body = try await collect(request, limit: maxBodyBytes)
         let timeout = try requestTimeout(request, parameter: nil, default: defaultTimeout)
-        let classification = try await run(within: timeout) { try await service.classifier.classify(body, top: top) }
+        let classification = try await run(within: timeout, context: context) { try await service.classifier.classify(body, top: top) }
         metrics.stage("decode", seconds: classification.timings.decode + classification.timings.preprocess)
         metrics.stage("inference", seconds: classification.timings.inference)
         let encoder = JSONEncoder()
@@ -109,7 +112,7 @@ extension StageTimings {
 /// Counts every inference request (the POSTs; health checks and metadata are not) by outcome,
 /// times it, and keeps the in-flight gauge.
 struct RequestMetricsMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
+    typealias Context = ConnectionContext
     let metrics: ServerMetrics
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -134,7 +137,7 @@ struct RequestMetricsMiddleware: RouterMiddleware {
 /// Errors the framework raises itself (no such route, a method the route lacks) answer in
 /// the same `{"error": …}` form as the server's own.
 struct JSONErrorsMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
+    typealias Context = ConnectionContext
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -146,7 +149,7 @@ struct JSONErrorsMiddleware: RouterMiddleware {
 }
 
 /// Checks the `{model}` (and `{version}`) path parameters name the served model.
-private func model(_ context: BasicRequestContext, _ service: ModelService, version: Bool = false) throws {
+private func model(_ context: ConnectionContext, _ service: ModelService, version: Bool = false) throws {
     let name = context.parameters.get("model") ?? ""
     guard name == service.name else { throw ServerError(.notFound, "unknown model \"\(name)\"; this server serves \"\(service.name)\"") }
     if version, context.parameters.get("version") != "1" { throw ServerError(.notFound, "model \(service.name) has only version 1") }
@@ -189,11 +192,14 @@ private func requestTimeout(_ request: Request, parameter microseconds: Int?, de
     return limit
 }
 
-/// Answers with `body`'s result, or 504 once `timeout` passes, whichever comes first. The
-/// late work is cancelled: still waiting for a slot, it is dropped; already on a worker, it
+/// Answers with `body`'s result, or 504 once `timeout` passes, or 499 (for the metrics) when
+/// the client hangs up, whichever comes first. The late or abandoned work is cancelled: still waiting for a slot, it is dropped; already on a worker, it
 /// finishes there and its slot is freed, but nobody waits for it.
 /// Maps what the pool and the decoder throw to the statuses a client can act on.
-private func run<Result: Sendable>(within timeout: Duration, _ body: @escaping @Sendable () async throws -> Result) async throws -> Result {
+private func run<Result: Sendable>(
+    within timeout: Duration, context: ConnectionContext, _ body: @escaping @Sendable () async throws -> Result
+) async throws -> Result {
+    let logger = context.logger
     do {
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Result, Error>) in
             let answer = FirstAnswer(continuation)
@@ -213,19 +219,38 @@ private func run<Result: Sendable>(within timeout: Duration, _ body: @escaping @
             Task {
                 if (try? await timer.value) == true { work.cancel() }
             }
+            // A client that hangs up takes its work with it: still waiting for a slot, it leaves the line.
+            context.channel.closeFuture.whenComplete { _ in
+                if answer.resume(with: .failure(ServerError(.clientClosedRequest, "the client closed the connection"))) { work.cancel() }
+                timer.cancel()
+            }
         }
     } catch let error as ServerError {
         throw error
     } catch let error as ImageDecodingError {
-        throw ServerError(error.kind == .tooLarge ? .contentTooLarge : .badRequest, error.message)
+        throw imageRefused(error, logger: logger)
     } catch ClassificationError.image(let error) {
-        throw ServerError(error.kind == .tooLarge ? .contentTooLarge : .badRequest, error.message)
+        throw imageRefused(error, logger: logger)
     } catch let error as PoolError {
         throw unavailable(error)
     } catch ClassificationError.pool(let error) {
         throw unavailable(error)
     } catch {
-        throw ServerError(.internalServerError, "\(error)")
+        // The details are for the operator, not the client.
+        logger.error("request failed inside the server: \(error)")
+        throw ServerError(.internalServerError, "the request failed inside the server; its log says why")
+    }
+}
+
+/// An image the client sent that cannot be used is its fault (4xx); a decoder that failed
+/// on the server's side (out of memory, an internal error) is the server's (500).
+private func imageRefused(_ error: ImageDecodingError, logger: Logger) -> ServerError {
+    switch error.kind {
+    case .tooLarge: return ServerError(.contentTooLarge, error.message)
+    case .decoderFailure, .invalidArgument:
+        logger.error("image decoder failed: \(error.message)")
+        return ServerError(.internalServerError, "the image decoder failed on the server; its log says why")
+    case .empty, .unsupportedFormat, .truncated, .corrupt: return ServerError.badRequest(error.message)
     }
 }
 
