@@ -94,6 +94,8 @@ extension WorkerPool {
 
         var acceptsRequests: Bool { !stopRequested && startFailure == nil }
         var readyWorkers: Int { workers.values.filter { $0.ready && !$0.stopping }.count }
+        /// Started, not stopping, and some worker ready (so not failing either).
+        var canServe: Bool { started && acceptsRequests && readyWorkers > 0 }
         /// Every seat's replacements keep crashing and none is ready: waiting would not help.
         var inCrashLoop: Bool {
             readyWorkers == 0 && !consecutiveCrashes.isEmpty && consecutiveCrashes.values.allSatisfy { $0 >= crashLimit }

@@ -68,12 +68,7 @@ public struct PoolStatus: Sendable {
     public var health: Health
     public var workers: [Worker]
     /// Requests can be served now: some worker is ready and the pool takes requests.
-    public var canServe: Bool {
-        switch health {
-        case .ready, .degraded: workers.contains(where: \.ready)
-        case .starting, .failing, .stopping, .stopped: false
-        }
-    }
+    public var canServe: Bool
     /// False only when the pool cannot recover by itself.
     public var isLive: Bool {
         if case .failing = health { return false }
@@ -190,6 +185,9 @@ public final class WorkerPool: @unchecked Sendable {
         }
     }
 
+    /// Whether requests can be served now, without building a whole `status`: asked on every request.
+    public var canServe: Bool { state.withLock { $0.canServe } }
+
     public var status: PoolStatus {
         state.withLock { state in
             PoolStatus(
@@ -197,7 +195,7 @@ public final class WorkerPool: @unchecked Sendable {
                 workers: state.workers.values.sorted { $0.seat < $1.seat }.map {
                     PoolStatus.Worker(pid: $0.pid, seat: $0.seat, cpus: cpuSets[$0.seat], ready: $0.ready, precision: $0.precision, batchesServed: $0.served)
                 },
-                restarts: state.restarts, queuedBatches: state.dispatchQueue.count)
+                canServe: state.canServe, restarts: state.restarts, queuedBatches: state.dispatchQueue.count)
         }
     }
 

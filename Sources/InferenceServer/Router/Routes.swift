@@ -158,7 +158,7 @@ private func model(_ context: ConnectionContext, _ service: ModelService, versio
 /// Inference waits for no warm-up: until a worker is ready, clients are told to come back.
 /// A draining server still serves what reaches it.
 private func requireReady(_ service: ModelService) throws {
-    guard service.classifier.pool.status.canServe else {
+    guard service.classifier.pool.canServe else {
         var error = ServerError(.serviceUnavailable, "model \(service.name) is not ready: \(service.readinessProblem)")
         error.headers[.retryAfter] = "1"
         throw error

@@ -24,7 +24,7 @@ public final class ModelService: Sendable {
 
     public var name: String { entry.manifest.name }
     /// Whether requests can be served now (readiness).
-    public var isReady: Bool { !draining.load(ordering: .relaxed) && classifier.pool.status.canServe }
+    public var isReady: Bool { !draining.load(ordering: .relaxed) && classifier.pool.canServe }
     /// False only when the pool cannot recover by itself (liveness).
     public var isLive: Bool { classifier.pool.status.isLive }
 
