@@ -312,6 +312,15 @@ extern "C" vp_codec_status vp_codec_probe(const uint8_t *data, size_t length, vp
                 "not a supported image (%zu bytes with no JPEG, PNG, BMP, WebP or TIFF signature)", length);
 }
 
+extern "C" int64_t vp_codec_working_bytes(const vp_image_info *info, const vp_preprocess_spec *spec) {
+    const int32_t scale = (info->format == VP_FORMAT_JPEG && spec->allow_dct_reduction) ? dctScale(*info, spec->resize_short_side) : 1;
+    const int64_t width = (int64_t(info->width) + scale - 1) / scale, height = (int64_t(info->height) + scale - 1) / scale;
+    const int64_t shortSide = std::max<int64_t>(1, std::min(width, height)), longSide = std::max(width, height);
+    const int64_t target = spec->resize_short_side;
+    const int64_t resized = target * std::max(target, longSide * target / shortSide + 1);
+    return 3 * (2 * width * height + resized);
+}
+
 extern "C" vp_codec_status vp_codec_preprocess(const uint8_t *data, size_t length, const vp_preprocess_spec *spec,
                                                float *output, size_t output_count, vp_preprocess_report *report,
                                                char *message, size_t capacity) {

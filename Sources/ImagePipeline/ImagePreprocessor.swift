@@ -49,12 +49,16 @@ public struct PreprocessReport: Sendable, Codable {
 public enum ImagePreprocessor {
     /// Reads format and dimensions from the header only (`vp_codec_probe`).
     public static func probe(_ image: UnsafeRawBufferPointer) throws(ImageDecodingError) -> ImageInfo {
-        var info = vp_image_info()
-        let status = withMessageBuffer { message, capacity in
-            vp_codec_probe(image.baseAddress?.assumingMemoryBound(to: UInt8.self), image.count, &info, message, capacity)
-        }
-        try check(status)
-        return ImageInfo(info)!
+        ImageInfo(try nativeProbe(image))!
+    }
+
+    /// Bytes decoding `image` would hold at most (the decoded pixels, an oriented copy, the
+    /// resized image), read from its header (`vp_codec_working_bytes`); 0 when the header
+    /// cannot be read, as the decoder then refuses the image before allocating.
+    public static func workingBytes(_ image: UnsafeRawBufferPointer, spec: PreprocessSpec) -> Int {
+        guard var info = try? nativeProbe(image), Int64(info.width) * Int64(info.height) <= spec.maxPixels else { return 0 }
+        var native = spec.native
+        return Int(vp_codec_working_bytes(&info, &native))
     }
 
     /// Decodes `image` and writes one normalized sample into `tensor`, which must hold exactly
@@ -75,6 +79,15 @@ public enum ImagePreprocessor {
             decodedWidth: Int(report.decoded_width), decodedHeight: Int(report.decoded_height),
             decodeSeconds: report.decode_seconds, resizeSeconds: report.resize_seconds,
             normalizeSeconds: report.normalize_seconds)
+    }
+
+    private static func nativeProbe(_ image: UnsafeRawBufferPointer) throws(ImageDecodingError) -> vp_image_info {
+        var info = vp_image_info()
+        let status = withMessageBuffer { message, capacity in
+            vp_codec_probe(image.baseAddress?.assumingMemoryBound(to: UInt8.self), image.count, &info, message, capacity)
+        }
+        try check(status)
+        return info
     }
 
     private static func check(_ result: (vp_codec_status, String)) throws(ImageDecodingError) {

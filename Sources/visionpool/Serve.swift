@@ -68,6 +68,11 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds with no worker ready (they keep crashing) before /v2/health/live fails, so an orchestrator restarts the server.")
     var livenessTimeout: Double = 60
 
+    @Option(help: ArgumentHelp(
+        "Bytes all requests in flight may hold in the front (bodies, parsed tensors, image decoding); past it, new ones get 503 with Retry-After.",
+        discussion: "Default: a quarter of the memory the server may use (its cgroup's limit, else the machine's), at least two of the largest requests."))
+    var maxInflightBytes: Int?
+
     @Option(help: "Requests that may wait for a free slot before new ones get 503 with Retry-After.")
     var maxQueue: Int = 256
 
@@ -87,6 +92,7 @@ struct Serve: AsyncParsableCommand {
         guard [requestTimeout, idleTimeout, bodyTimeout, gracefulTimeout, livenessTimeout, workerTimeout ?? 1].allSatisfy({ (0.001...86_400).contains($0) }) else {
             throw ValidationError("--request-timeout, --idle-timeout, --body-timeout, --graceful-timeout, --worker-timeout and --liveness-timeout take seconds from 0.001 to 86400")
         }
+        guard (maxInflightBytes ?? 1) >= 1 else { throw ValidationError("--max-inflight-bytes must be at least 1") }
         guard maxQueue >= 0 else { throw ValidationError("--max-queue must not be negative") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         if let tcp { _ = try tcpAddress(tcp) }
@@ -137,6 +143,7 @@ struct Serve: AsyncParsableCommand {
         configuration.accessLog = accessLog
         configuration.allowSharedDirectory = allowSharedSocketDir
         configuration.gracefulTimeout = .seconds(gracefulTimeout)
+        configuration.maxInflightBytes = maxInflightBytes
         do {
             try await InferenceServer.run(service: ModelService(entry: entry, classifier: classifier), configuration: configuration, logger: logger)
         } catch let error as ServerStopError {

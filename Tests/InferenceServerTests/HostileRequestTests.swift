@@ -19,6 +19,11 @@ import Testing
         ["Inference-Header-Content-Length": String(length ?? json.utf8.count)]
     }
 
+    /// An FP32 request for one tiny-model sample whose `data` list holds `numbers`.
+    static func fp32JSON(_ numbers: String) -> Data {
+        Data(#"{"inputs":[{"name":"input","shape":[1,3,224,224],"datatype":"FP32","data":[\#(numbers)]}]}"#.utf8)
+    }
+
     /// Requests that are wrong in every way a client can be wrong, and the status each must get.
     static func cases() throws -> [(name: String, path: String, body: Data, headers: [String: String], status: Int)] {
         let bytesHeader = #"{"inputs":[{"name":"input","shape":[1],"datatype":"BYTES","parameters":{"binary_data_size":8}}]}"#
@@ -32,6 +37,18 @@ import Testing
             ("binary size not the tensor's", "/v2/models/tiny/infer", Data(fp32Header("12").utf8) + Data(count: 12), header(fp32Header("12")), 400),
             ("a billion samples", "/v2/models/tiny/infer", Data(#"{"inputs":[{"name":"input","shape":[1000000000,3,224,224],"datatype":"FP32","data":[]}]}"#.utf8), [:], 400),
             ("nested JSON bomb", "/v2/models/tiny/infer", Data((String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)).utf8), [:], 400),
+            ("FP32 data with one number too many", "/v2/models/tiny/infer", fp32JSON(String(repeating: "0,", count: 150_528) + "0"), [:], 400),
+            ("FP32 data one number short", "/v2/models/tiny/infer", fp32JSON(String(repeating: "0,", count: 150_526) + "0"), [:], 400),
+            ("FP32 data holding a string", "/v2/models/tiny/infer", fp32JSON(#"1,"2""#), [:], 400),
+            ("FP32 data holding NaN", "/v2/models/tiny/infer", fp32JSON("NaN"), [:], 400),
+            ("FP32 number out of float range", "/v2/models/tiny/infer", fp32JSON("1e39," + String(repeating: "0,", count: 150_526) + "0"), [:], 400),
+            ("FP32 number with a leading plus", "/v2/models/tiny/infer", fp32JSON("+1"), [:], 400),
+            ("FP32 number in hex", "/v2/models/tiny/infer", fp32JSON("0x1p3"), [:], 400),
+            ("FP32 number with a leading zero", "/v2/models/tiny/infer", fp32JSON("01"), [:], 400),
+            ("FP32 data that never closes", "/v2/models/tiny/infer", Data(#"{"inputs":[{"name":"input","shape":[1,3,224,224],"datatype":"FP32","data":[1,2,3"#.utf8), [:], 400),
+            ("FP32 data nested 100 deep", "/v2/models/tiny/infer", fp32JSON(String(repeating: "[", count: 100) + "1" + String(repeating: "]", count: 100)), [:], 400),
+            ("data named twice", "/v2/models/tiny/infer", Data(#"{"inputs":[{"name":"input","shape":[1,3,224,224],"datatype":"FP32","data":[1],"data":[2]}]}"#.utf8), [:], 400),
+            ("inputs named twice", "/v2/models/tiny/infer", Data(#"{"inputs":[],"inputs":[{"name":"input","shape":[1,3,224,224],"datatype":"FP32","data":[1]}]}"#.utf8), [:], 400),
             ("path traversal in the model name", "/v2/models/..%2F..%2Fetc%2Fpasswd/infer", Data("{}".utf8), [:], 404),
             ("dot segments in the model name", "/v2/models/../../etc/passwd/infer", Data("{}".utf8), [:], 404),
             ("NUL in the model name", "/v2/models/tiny%00/infer", Data("{}".utf8), [:], 404),

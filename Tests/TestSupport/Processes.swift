@@ -30,9 +30,11 @@ public func childrenOf(_ parent: Int32) -> [Int32] {
     }
 }
 
-/// The resident memory of `pid` (VmRSS in /proc/PID/status), in bytes.
-public func residentBytes(_ pid: Int32) -> Int? {
+/// The resident memory of `pid` in bytes: now (VmRSS in /proc/PID/status), or the most it
+/// has ever had (`peak`: VmHWM, the high-water mark).
+public func residentBytes(_ pid: Int32, peak: Bool = false) -> Int? {
     let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
-    guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return nil }
+    let field = peak ? "VmHWM:" : "VmRSS:"
+    guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field) }) else { return nil }
     return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 }
 }

@@ -32,13 +32,19 @@ struct InferRequest {
     var samples: Samples
     var outputs: [RequestedOutput]
 
-    /// Parses `body`; `sampleShape` is the model's input without the batch, `outputName` its output.
-    init(body: Data, jsonLength: Int?, sampleShape: [Int], inputName expectedInput: String, outputName: String, maxSamples: Int) throws(ServerError) {
+    /// Parses `body`; `sampleShape` is the model's input without the batch, `outputName` its
+    /// output. What the parsed samples will hold beyond the body is reserved in `memory` first.
+    init(
+        body: Data, jsonLength: Int?, sampleShape: [Int], inputName expectedInput: String, outputName: String, maxSamples: Int,
+        memory: MemoryReservation
+    ) throws(ServerError) {
         let jsonEnd = jsonLength ?? body.count
         guard jsonEnd >= 0, jsonEnd <= body.count else {
             throw .badRequest("Inference-Header-Content-Length \(jsonEnd) is outside the \(body.count)-byte body")
         }
-        guard let object = try? JSONSerialization.jsonObject(with: body.prefix(jsonEnd)) as? [String: Any] else {
+        let json = body.prefix(jsonEnd)
+        let tensorData = try JSONTensorData(json: json)
+        guard let object = try? JSONSerialization.jsonObject(with: tensorData.header) as? [String: Any] else {
             throw .badRequest("the request is not a JSON object")
         }
         id = object["id"] as? String
@@ -73,9 +79,12 @@ struct InferRequest {
             let values: [Float]
             if binarySize != nil {
                 guard binary.count == count * 4 else { throw .badRequest("binary FP32 data is \(binary.count) bytes; shape \(shape) needs \(count * 4)") }
+                try memory.grow(by: count * 4, for: "the FP32 tensor")
                 values = binary.withUnsafeBytes { bytes in (0..<count).map { Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) } }
             } else {
-                values = try Self.flatFloats(input["data"], expected: count)
+                guard let range = tensorData.dataRange else { throw .badRequest("the FP32 input has no \"data\"") }
+                try memory.grow(by: count * 4, for: "the FP32 tensor")
+                values = try JSONTensorData.floats(in: json, range: range, expected: count)
             }
             if let bad = values.firstIndex(where: { !$0.isFinite }) {
                 throw .badRequest("FP32 element \(bad) is \(values[bad]); inputs must be finite numbers")
@@ -83,7 +92,16 @@ struct InferRequest {
             samples = .tensors(count: batch, values: values)
         case "BYTES":
             guard shape.count == 1 || (shape.count == 2 && shape[1] == 1) else { throw .badRequest("BYTES input shape must be [N] or [N, 1], one image per element") }
-            let images = binarySize != nil ? try Self.lengthPrefixed(binary, atMost: batch) : try Self.base64Strings(input["data"])
+            let images: [Data]
+            if binarySize != nil {
+                images = try Self.lengthPrefixed(binary, atMost: batch)
+            } else {
+                guard let range = tensorData.dataRange else { throw .badRequest("the BYTES input has no \"data\"") }
+                // The strings as parsed, then their decoded bytes: at most twice the text.
+                try memory.grow(by: 2 * range.count, for: "the BYTES data")
+                let strings = try? JSONSerialization.jsonObject(with: json.dropFirst(range.lowerBound).prefix(range.count), options: .fragmentsAllowed)
+                images = try Self.base64Strings(strings)
+            }
             guard images.count == batch else { throw .badRequest("shape says \(batch) images but \(images.count) were sent") }
             samples = .images(images)
         case let other:
@@ -101,26 +119,8 @@ struct InferRequest {
         }
     }
 
-    /// Numbers from `data`, flat or nested row-major, exactly `expected` of them.
-    private static func flatFloats(_ data: Any?, expected: Int) throws(ServerError) -> [Float] {
-        var values: [Float] = []
-        values.reserveCapacity(expected)
-        var pending: [Any] = [data as Any]
-        while let next = pending.popLast() {
-            if let list = next as? [Any] {
-                pending.append(contentsOf: list.reversed())
-            } else if let number = next as? NSNumber {
-                values.append(number.floatValue)
-            } else {
-                throw .badRequest("FP32 \"data\" must hold numbers only")
-            }
-            guard values.count <= expected else { break }
-        }
-        guard values.count == expected else { throw .badRequest("FP32 \"data\" holds \(values.count) numbers; the shape needs \(expected)") }
-        return values
-    }
-
-    /// BYTES elements in the binary extension: each a 4-byte little-endian length, then the bytes.
+    /// BYTES elements in the binary extension: each a 4-byte little-endian length, then the
+    /// bytes, which stay in the body (slices share its storage).
     private static func lengthPrefixed(_ data: Data, atMost limit: Int) throws(ServerError) -> [Data] {
         var elements: [Data] = []
         var offset = data.startIndex
@@ -130,7 +130,7 @@ struct InferRequest {
             let length = data[offset..<offset + 4].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
             offset += 4
             guard data.endIndex - offset >= length else { throw .badRequest("BYTES element of \(length) bytes runs past the data") }
-            elements.append(Data(data[offset..<offset + length]))
+            elements.append(data[offset..<offset + length])
             offset += length
         }
         return elements

@@ -11,7 +11,7 @@ import WorkerPool
 
 /// The KServe v2 / Open Inference Protocol routes, and `/v1/classify` for curl.
 public func makeRouter(
-    service: ModelService, maxBodyBytes: Int, defaultTimeout: Duration, metrics: ServerMetrics, accessLog: Bool
+    service: ModelService, maxBodyBytes: Int, memory: MemoryBudget, defaultTimeout: Duration, metrics: ServerMetrics, accessLog: Bool
 ) -> Router<ConnectionContext> {
     let router = Router(context: ConnectionContext.self)
     router.add(middleware: JSONErrorsMiddleware())
@@ -20,7 +20,7 @@ public func makeRouter(
     router.get("/metrics") { _, _ in
         Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-            body: .init(byteBuffer: ByteBuffer(bytes: metrics.scrape(service.classifier.pool.status))))
+            body: .init(byteBuffer: ByteBuffer(bytes: metrics.scrape(service.classifier.pool.status, heldBytes: memory.heldBytes))))
     }
     // Liveness fails only when the process cannot recover by itself, so that an orchestrator
     // restarts it; readiness fails whenever requests cannot be served now (warming up, every
@@ -55,7 +55,8 @@ public func makeRouter(
     let infer: @Sendable (Request, ConnectionContext) async throws -> Response = { request, context in
         try model(context, service, version: context.parameters.get("version") != nil)
         try requireReady(service)
-        let body = try await collect(request, limit: maxBodyBytes)
+        let (body, held) = try await collect(request, limit: maxBodyBytes, memory: memory)
+        defer { held.release() }
         let headerLength = try request.headers[HTTPField.Name.inferenceHeaderContentLength].map { text throws(ServerError) in
             guard let length = Int(text) else { throw .badRequest("Inference-Header-Content-Length must be a number") }
             return length
@@ -63,7 +64,10 @@ public func makeRouter(
         let manifest = service.entry.manifest
         let parsed = try InferRequest(
             body: body, jsonLength: headerLength, sampleShape: manifest.input.shape, inputName: manifest.input.name,
-            outputName: manifest.output.name, maxSamples: service.maxSamplesPerRequest)
+            outputName: manifest.output.name, maxSamples: service.maxSamplesPerRequest, memory: held)
+        if case .images(let images) = parsed.samples {
+            try held.grow(by: service.decodingBytes(images), for: "decoding \(images.count) images")
+        }
         let timeout = try requestTimeout(request, parameter: parsed.timeout, default: defaultTimeout)
         let (scores, stages) = try await run(within: timeout, context: context) { try await service.scores(for: parsed.samples, metrics: metrics) }
         let reply = try InferResponse(
@@ -83,7 +87,9 @@ public func makeRouter(
             throw ServerError.badRequest("top must be a whole number from 1 to \(service.classes), not \"\(topText.prefix(40))\"")
         }
         try requireReady(service)
-        let body = try await collect(request, limit: maxBodyBytes)
+        let (body, held) = try await collect(request, limit: maxBodyBytes, memory: memory)
+        defer { held.release() }
+        try held.grow(by: service.decodingBytes([body]), for: "decoding the image")
         let timeout = try requestTimeout(request, parameter: nil, default: defaultTimeout)
         let classification = try await run(within: timeout, context: context) { try await service.classifier.classify(body, top: top) }
         metrics.stage("decode", seconds: classification.timings.decode + classification.timings.preprocess)
@@ -165,14 +171,25 @@ private func requireReady(_ service: ModelService) throws {
     }
 }
 
-/// The whole body, or 413 past `limit`.
-private func collect(_ request: Request, limit: Int) async throws -> Data {
+/// The whole body, or 413 past `limit`; reserved in `memory` before any of it is read (its
+/// Content-Length, else the limit), and the reservation trimmed to the body once it is in.
+/// The caller releases the reservation when the request ends.
+private func collect(_ request: Request, limit: Int, memory: MemoryBudget) async throws -> (Data, MemoryReservation) {
     var request = request
+    let declared = request.headers[.contentLength].flatMap(Int.init)
+    if let declared, declared > limit { throw ServerError(.contentTooLarge, "the request body is over the \(limit)-byte limit") }
+    let held = try memory.reserve(declared ?? limit, for: "the request body")
     do {
-        return Data(buffer: try await request.collectBody(upTo: limit))
+        var buffer = try await request.collectBody(upTo: limit)
+        // The buffer's own storage, not a copy of it.
+        let body = buffer.readData(length: buffer.readableBytes, byteTransferStrategy: .noCopy) ?? Data()
+        held.shrink(to: body.count)
+        return (body, held)
     } catch is NIOTooManyBytesError {
+        held.release()
         throw ServerError(.contentTooLarge, "the request body is over the \(limit)-byte limit")
     } catch {
+        held.release()
         throw ServerError.badRequest("the request body could not be read: \(error)")
     }
 }

@@ -29,6 +29,9 @@ public struct ServerConfiguration: Sendable {
     /// After the first SIGTERM/SIGINT, how long in-flight requests may take before the
     /// server stops anyway (Kubernetes sends SIGKILL 30 s after SIGTERM by default).
     public var gracefulTimeout: Duration = .seconds(20)
+    /// Bytes all requests in flight may hold in the front (bodies, parsed tensors, decoding);
+    /// nil: `MemoryBudget.defaultLimit`.
+    public var maxInflightBytes: Int?
     /// One log line per request.
     public var accessLog = false
     /// Allow the socket in a folder others may write to (where another user could put their
@@ -87,8 +90,11 @@ public enum InferenceServer {
             close(lock)
         }
         try prepareSocketPath(configuration.socketPath)
+        let largestRequest = configuration.maxBodyBytes + service.maxSamplesPerRequest * service.sampleShape.reduce(1, *) * MemoryLayout<Float>.size
+        let memory = MemoryBudget(limit: configuration.maxInflightBytes ?? MemoryBudget.defaultLimit(largestRequest: largestRequest))
+        logger.info("requests in flight may hold \(memory.limit >> 20) MiB (--max-inflight-bytes \(memory.limit))")
         let router = makeRouter(
-            service: service, maxBodyBytes: configuration.maxBodyBytes, defaultTimeout: configuration.requestTimeout,
+            service: service, maxBodyBytes: configuration.maxBodyBytes, memory: memory, defaultTimeout: configuration.requestTimeout,
             metrics: ServerMetrics.bootstrap(model: service.name), accessLog: configuration.accessLog)
         let stop = StopRequest(gracePeriod: configuration.gracefulTimeout)
         var services: [any Service] = [PoolService(classifier: service.classifier, stop: stop, logger: logger)]

@@ -95,6 +95,11 @@ public final class ModelService: Sendable {
         }
     }
 
+    /// Bytes decoding `images` holds in the front, read from their headers, for the memory budget.
+    func decodingBytes(_ images: [Data]) -> Int {
+        images.reduce(0) { total, image in total + image.withUnsafeBytes { ImagePreprocessor.workingBytes($0, spec: classifier.spec) } }
+    }
+
     /// "score:index:label" strings, most likely first, as the classification extension writes them.
     func classificationStrings(_ scores: ArraySlice<Float>, top k: Int) -> [String] {
         Array(scores).withUnsafeBufferPointer { classifier.scoredClasses($0, k: k) }.map {

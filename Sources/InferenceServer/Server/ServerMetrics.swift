@@ -49,9 +49,10 @@ public struct ServerMetrics: Sendable {
     func began() { inFlight.increment() }
     func ended() { inFlight.decrement() }
 
-    /// The Prometheus text, with the pool's gauges read fresh.
-    func scrape(_ status: PoolStatus) -> [UInt8] {
+    /// The Prometheus text, with the pool's gauges and the bytes requests hold read fresh.
+    func scrape(_ status: PoolStatus, heldBytes: Int) -> [UInt8] {
         let dimensions = [("model", model)]
+        Gauge(label: "visionpool_inflight_bytes", dimensions: dimensions).record(heldBytes)
         Gauge(label: "visionpool_pool_healthy", dimensions: dimensions).record(status.canServe ? 1 : 0)
         Gauge(label: "visionpool_workers_ready", dimensions: dimensions).record(status.workers.filter(\.ready).count)
         Gauge(label: "visionpool_worker_restarts", dimensions: dimensions).record(status.restarts)
