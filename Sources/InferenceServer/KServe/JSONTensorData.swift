@@ -167,7 +167,7 @@ struct JSONTensorData {
             guard valid else { throw .badRequest("FP32 \"data\" must hold numbers only") }
             let power = exponent - fraction
             if digitCount <= 19, mantissa < 1 << 24, (-10...10).contains(power) {
-                let magnitude = power < 0 ? Float(mantissa) / Self.powersOfTen[-power] : Float(mantissa) * Self.powersOfTen[power]
+                let magnitude = power < 0 ? Float(mantissa) / Self.powerOfTen(-power) : Float(mantissa) * Self.powerOfTen(power)
                 return negative ? -magnitude : magnitude
             }
             let length = position - start
@@ -177,8 +177,23 @@ struct JSONTensorData {
             return strtof(buffer.baseAddress!, nil)
         }
 
-        /// 10^0 … 10^10, each exactly a float.
-        private static let powersOfTen: [Float] = (0...10).map { Float(pow(10.0, Double($0))) }
+        /// 10^0 … 10^10, each exactly a float (a switch, not a shared table whose reference
+        /// count parallel parsers would fight over in debug builds).
+        private static func powerOfTen(_ exponent: Int) -> Float {
+            switch exponent {
+            case 0: 1
+            case 1: 1e1
+            case 2: 1e2
+            case 3: 1e3
+            case 4: 1e4
+            case 5: 1e5
+            case 6: 1e6
+            case 7: 1e7
+            case 8: 1e8
+            case 9: 1e9
+            default: 1e10
+            }
+        }
 
         /// Calls `member` with each key of the object here, positioned at its value, which
         /// `member` must consume.
