@@ -11,14 +11,31 @@ public struct ModelCatalog: Sendable {
         self.directory = directory
     }
 
-    /// `VISIONPOOL_MODELS` if set, otherwise the `Models/` folder of the checkout this binary was built from.
-    public static func defaultDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {
+    /// `VISIONPOOL_MODELS` if set; otherwise the first `Models/` folder holding a manifest in
+    /// the running binary's folder or one above it: beside an installed `bin/visionpool`
+    /// (`PREFIX/Models`), or the checkout's for a binary in its `.build/`. Found from where the
+    /// binary is (`/proc/self/exe`), never from where its source was, so a copied binary works.
+    public static func defaultDirectory(
+        environment: [String: String] = ProcessInfo.processInfo.environment, executable: URL = runningExecutable
+    ) -> URL {
         if let configured = environment["VISIONPOOL_MODELS"], !configured.isEmpty {
             return URL(fileURLWithPath: configured, isDirectory: true)
         }
-        return URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Models", isDirectory: true)
+        var folder = executable.deletingLastPathComponent()
+        while folder.path != "/" {
+            let candidate = folder.appendingPathComponent("Models", isDirectory: true)
+            let files = (try? FileManager.default.contentsOfDirectory(atPath: candidate.path)) ?? []
+            if files.contains(where: { $0.hasSuffix(".json") }) { return candidate }
+            folder.deleteLastPathComponent()
+        }
+        // Nothing found: name the place beside the binary, which the error then shows.
+        return executable.deletingLastPathComponent().appendingPathComponent("Models", isDirectory: true)
+    }
+
+    /// The running binary with its links resolved.
+    public static var runningExecutable: URL {
+        URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
+            .resolvingSymlinksInPath()
     }
 
     /// Lower-case names that are safe as file names and URL path segments.

@@ -63,6 +63,8 @@ public struct PoolStatus: Sendable {
         /// The precision the worker's engine reported when it became ready.
         public var precision: String?
         public var batchesServed: Int
+        /// Running a batch now.
+        public var busy: Bool
     }
 
     public var health: Health
@@ -193,7 +195,8 @@ public final class WorkerPool: @unchecked Sendable {
             PoolStatus(
                 health: state.health,
                 workers: state.workers.values.sorted { $0.seat < $1.seat }.map {
-                    PoolStatus.Worker(pid: $0.pid, seat: $0.seat, cpus: cpuSets[$0.seat], ready: $0.ready, precision: $0.precision, batchesServed: $0.served)
+                    PoolStatus.Worker(pid: $0.pid, seat: $0.seat, cpus: cpuSets[$0.seat], ready: $0.ready, precision: $0.precision, batchesServed: $0.served,
+                        busy: $0.busySince != nil)
                 },
                 canServe: state.canServe, restarts: state.restarts, queuedBatches: state.dispatchQueue.count)
         }

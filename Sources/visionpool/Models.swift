@@ -13,7 +13,7 @@ struct Models: ParsableCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the models in the catalog with their provenance and licence.")
 
-        @Option(help: "The model catalog folder (default: $VISIONPOOL_MODELS, else the checkout's Models/).")
+        @Option(help: "The model catalog folder (default: $VISIONPOOL_MODELS, else the Models/ folder beside or above the binary).")
         var modelsDir: String?
 
         func run() throws {
@@ -99,7 +99,7 @@ struct Models: ParsableCommand {
         @Option(help: "The weights' licence.")
         var licence: String = "unknown"
 
-        @Option(help: "The model catalog folder (default: $VISIONPOOL_MODELS, else the checkout's Models/).")
+        @Option(help: "The model catalog folder (default: $VISIONPOOL_MODELS, else the Models/ folder beside or above the binary).")
         var modelsDir: String?
 
         @Flag(help: "Overwrite a model of the same name.")
@@ -165,7 +165,7 @@ struct Models: ParsableCommand {
         @Option(help: "Recipes to try in order until one agrees enough: default, keep-ends, keep-depthwise.")
         var recipes: String = "default,keep-ends,keep-depthwise"
 
-        @Option(help: "The model catalog folder (default: $VISIONPOOL_MODELS, else the checkout's Models/).")
+        @Option(help: "The model catalog folder (default: $VISIONPOOL_MODELS, else the Models/ folder beside or above the binary).")
         var modelsDir: String?
 
         func validate() throws {
@@ -174,13 +174,16 @@ struct Models: ParsableCommand {
         }
 
         func run() throws {
-            let checkout = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            // Quantizing is a developer's task: it needs the checkout (its tools/ and .venv/)
+            // that holds the binary's own catalog, wherever the models are written.
+            let checkout = ModelCatalog.defaultDirectory(environment: [:]).deletingLastPathComponent()
+            let catalog = ModelSelection.catalog(at: modelsDir).directory
             let python = checkout.appendingPathComponent(".venv/bin/python"), script = checkout.appendingPathComponent("tools/models/quantize.py")
             guard FileManager.default.isExecutableFile(atPath: python.path), FileManager.default.fileExists(atPath: script.path) else {
                 throw CommandFailure("quantizing needs the checkout's Python environment with NNCF: run tools/setup.sh in \(checkout.path)")
             }
             var arguments = [
-                script.path, model, "--models-dir", ModelSelection.catalog(at: modelsDir).directory.path,
+                script.path, model, "--models-dir", catalog.path,
                 "--min-agreement", String(minAgreement), "--calibration-size", String(calibrationSize),
                 "--validation-size", String(validationSize), "--recipes", recipes,
             ]

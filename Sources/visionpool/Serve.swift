@@ -73,7 +73,7 @@ struct Serve: AsyncParsableCommand {
         discussion: "Default: a quarter of the memory the server may use (its cgroup's limit, else the machine's), at least two of the largest requests."))
     var maxInflightBytes: Int?
 
-    @Option(help: "Requests that may wait for a free slot before new ones get 503 with Retry-After.")
+    @Option(help: "Samples (images or tensors; a request of 8 images counts 8) that may wait for a free slot before new ones get 503 with Retry-After.")
     var maxQueue: Int = 256
 
     @Option(help: "Largest image accepted, in pixels (its header is read before decoding).")

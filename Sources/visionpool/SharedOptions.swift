@@ -14,7 +14,7 @@ struct ModelSelection: ParsableArguments {
     @Option(help: "The model to run (see `visionpool models`).")
     var model: String = ModelCatalog.defaultModelName
 
-    @Option(help: ArgumentHelp("The model catalog folder.", discussion: "Defaults to $VISIONPOOL_MODELS, else the checkout's Models/ folder."))
+    @Option(help: ArgumentHelp("The model catalog folder.", discussion: "Defaults to $VISIONPOOL_MODELS, else the first Models/ folder holding manifests beside the binary or above it (PREFIX/Models for PREFIX/bin/visionpool)."))
     var modelsDir: String?
 
     var catalog: ModelCatalog { Self.catalog(at: modelsDir) }

@@ -39,9 +39,23 @@ import Testing
     @Test func compiledModelsAreCached() throws {
         let cache = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: cache) }
+        /// Each cache file with its size and modification time.
+        func files() throws -> [String: [FileAttributeKey: Any]] {
+            try Dictionary(uniqueKeysWithValues: FileManager.default.contentsOfDirectory(atPath: cache.path).map {
+                ($0, try FileManager.default.attributesOfItem(atPath: cache.appendingPathComponent($0).path))
+            })
+        }
         _ = try OpenVINOEngine(model: try engineModel("resnet18"), options: EngineOptions(threads: 1, cacheDirectory: cache))
-        #expect(try !FileManager.default.contentsOfDirectory(atPath: cache.path).isEmpty)
+        let compiled = try files()
+        #expect(compiled.keys.contains { $0.hasSuffix(".blob") }, "the compiled model is written to the cache: \(compiled.keys.sorted())")
+        // The second load reads the blob: nothing is compiled or written again.
         _ = try OpenVINOEngine(model: try engineModel("resnet18"), options: EngineOptions(threads: 1, cacheDirectory: cache))
+        let reloaded = try files()
+        #expect(reloaded.keys.sorted() == compiled.keys.sorted())
+        for (name, attributes) in compiled {
+            #expect(reloaded[name]?[.modificationDate] as? Date == attributes[.modificationDate] as? Date, "\(name) was rewritten")
+            #expect(reloaded[name]?[.size] as? Int == attributes[.size] as? Int)
+        }
     }
 
     @Test func openCVRefusesReducedPrecision() throws {

@@ -75,7 +75,9 @@ import Testing
         let samples = 48
         let body = Self.jsonTensorBody(samples: samples)
         let tensorBytes = samples * Self.sampleCount * 4
-        let server = try ServerHarness(["--model", "tiny"])
+        // Parsing is CPU work on the server's two task threads: in a debug build, with other
+        // suites running, one body may wait longer than the 30 s --body-timeout to be read.
+        let server = try ServerHarness(["--model", "tiny", "--body-timeout", "120"])
         defer { server.stop() }
         let pid = server.process.processIdentifier
         #expect(try server.request("POST", Self.path, body: Self.jsonTensorBody(samples: 1)).status == 200)

@@ -103,25 +103,28 @@ import Testing
     @Test func aCrashLoopDegradesLivenessFailsOnlyWhenNothingRecoversAndReadinessReturns() async throws {
         let failpoint = try Fixtures.temporaryDirectory().appendingPathComponent("fail-worker-start")
         let server = try ServerHarness(
-            ["--liveness-timeout", "3"], environment: ["VISIONPOOL_FAIL_WORKER_START_IF_EXISTS": failpoint.path])
+            ["--liveness-timeout", "6"], environment: ["VISIONPOOL_FAIL_WORKER_START_IF_EXISTS": failpoint.path])
         defer {
             server.stop()
             try? FileManager.default.removeItem(at: failpoint)
         }
         let image = try Fixtures.image("cat.jpg")
         // From now on every new worker exits as it starts: kill the running ones.
-        FileManager.default.createFile(atPath: failpoint.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: failpoint.path, contents: nil)
         childrenOf(server.process.processIdentifier).forEach { kill($0, SIGKILL) }
         let killed = Date()
-        #expect(await eventually(within: 2) { (try? server.request("GET", "/v2/health/ready").status) == 503 })
-        #expect(try server.request("GET", "/v2/health/live").status == 200, "a pool that is replacing workers is alive")
+        #expect(await eventually(within: 10) { (try? server.request("GET", "/v2/health/ready").status) == 503 })
+        // Alive for as long as the liveness timeout runs (a loaded machine may already be past it).
+        let early = try server.request("GET", "/v2/health/live").status
+        let earlyAt = Date().timeIntervalSince(killed)
+        #expect(early == 200 || earlyAt >= 6, "a pool that is replacing workers is alive (\(early) after \(earlyAt) s)")
         #expect(await eventually(within: 10) {
             let reply = try? server.request("POST", "/v1/classify", body: image)
             return reply?.status == 503 && reply?.headers["retry-after"] == "1"
         }, "in a crash loop requests are refused at once, not left to time out")
-        #expect(await eventually(within: 10) { (try? server.request("GET", "/v2/health/live").status) == 503 })
+        #expect(await eventually(within: 20) { (try? server.request("GET", "/v2/health/live").status) == 503 })
         let notLiveAfter = Date().timeIntervalSince(killed)
-        #expect(notLiveAfter >= 2.9, "liveness held for the --liveness-timeout")
+        #expect(notLiveAfter >= 5.9, "liveness held for the --liveness-timeout")
         let live = try server.request("GET", "/v2/health/live")
         #expect((live.json?["error"] as? String)?.contains("no worker has been ready") == true, "\(String(decoding: live.body, as: UTF8.self))")
         // Workers can start again: the pool, which never gave up, recovers by itself.

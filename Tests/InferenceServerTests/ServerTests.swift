@@ -246,17 +246,32 @@ let sampleCount = 3 * 224 * 224
         #expect(!FileManager.default.fileExists(atPath: server.socket))
     }
 
-    @Test func aStaleSocketIsReplacedAndALiveOneIsNot() throws {
-        let first = try ServerHarness()
-        defer { first.stop() }
+    @Test func aStaleSocketIsReplacedAndALiveOneIsNot() async throws {
+        // A live socket with no server's lock beside it (another program listens there):
+        // only the connection probe can refuse it.
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let live = directory.appendingPathComponent("live.sock").path
+        let listener = Process()
+        listener.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        listener.arguments = ["-c", "import socket, sys, time; s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); time.sleep(120)", live]
+        try listener.run()
+        defer { listener.terminate() }
+        #expect(await eventually(within: 10) { FileManager.default.fileExists(atPath: live) })
         let second = Process()
         second.executableURL = TestPaths.executable
-        second.arguments = ["serve", "--socket", first.socket, "--workers", "1"]
-        second.standardError = FileHandle.nullDevice
+        second.arguments = ["serve", "--socket", live, "--workers", "1"]
+        let errors = Pipe()
+        second.standardError = errors
         try second.run()
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         second.waitUntilExit()
-        #expect(second.terminationStatus != 0, "a second server must not take a live socket")
-        #expect(try first.request("GET", "/v2/health/live").status == 200)
+        #expect(second.terminationStatus != 0, "a server must not take a live socket")
+        #expect(message.contains("already listening on \(live)"), "\(message)")
+        #expect(FileManager.default.fileExists(atPath: live) && listener.isRunning, "the other program's socket is left alone")
+
+        let first = try ServerHarness()
+        defer { first.stop() }
 
         kill(first.process.processIdentifier, SIGKILL)
         first.process.waitUntilExit()

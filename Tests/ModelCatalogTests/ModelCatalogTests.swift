@@ -165,3 +165,25 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)
     }
 }
+
+/// The catalog is found from where the binary is, never from where its source was.
+@Suite struct CatalogLocationTests {
+    @Test func anInstalledBinaryFindsTheModelsBesideItsPrefix() throws {
+        let prefix = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: prefix) }
+        let models = prefix.appendingPathComponent("Models"), bin = prefix.appendingPathComponent("bin")
+        try FileManager.default.createDirectory(at: models, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        let binary = bin.appendingPathComponent("visionpool")
+        // An empty Models/ beside the binary is passed over for the one that holds manifests.
+        try FileManager.default.createDirectory(at: bin.appendingPathComponent("Models"), withIntermediateDirectories: true)
+        try Data("{}".utf8).write(to: models.appendingPathComponent("tiny.json"))
+        #expect(ModelCatalog.defaultDirectory(environment: [:], executable: binary).standardizedFileURL.path == models.standardizedFileURL.path)
+        #expect(ModelCatalog.defaultDirectory(environment: ["VISIONPOOL_MODELS": "/srv/models"], executable: binary).path == "/srv/models")
+    }
+
+    @Test func thisTestBinaryFindsTheCheckoutsCatalogFromItsBuildFolder() {
+        #expect(ModelCatalog.defaultDirectory(environment: [:]).standardizedFileURL.path == TestPaths.models.standardizedFileURL.path)
+        #expect(ModelCatalog.runningExecutable.path.contains("/.build/"))
+    }
+}

@@ -5,7 +5,7 @@
 #   tools/fuzz/run.sh [SECONDS] [JOBS]     default 600 seconds, one job per CPU
 #
 # The growing corpus and any crash inputs go to .build-fuzz/; a crash input belongs in
-# Tests/Fixtures-committed regressions (tools/fuzz/regressions/) once fixed.
+# the committed regressions (tools/fuzz/regressions/) once fixed, which the test suite replays.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 seconds=${1:-600}
