@@ -254,9 +254,14 @@ let sampleCount = 3 * 224 * 224
         let live = directory.appendingPathComponent("live.sock").path
         let listener = Process()
         listener.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        listener.standardOutput = FileHandle.nullDevice
+        listener.standardError = FileHandle.nullDevice
         listener.arguments = ["-c", "import socket, sys, time; s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); time.sleep(120)", live]
         try listener.run()
-        defer { listener.terminate() }
+        defer {
+            kill(listener.processIdentifier, SIGKILL)
+            listener.waitUntilExit()
+        }
         #expect(await eventually(within: 10) { FileManager.default.fileExists(atPath: live) })
         let second = Process()
         second.executableURL = TestPaths.executable
