@@ -75,9 +75,10 @@ import Testing
         let samples = 48
         let body = Self.jsonTensorBody(samples: samples)
         let tensorBytes = samples * Self.sampleCount * 4
-        // Parsing is CPU work on the server's two task threads: in a debug build, with other
-        // suites running, one body may wait longer than the 30 s --body-timeout to be read.
-        let server = try ServerHarness(["--model", "tiny", "--body-timeout", "120"])
+        // Parsing is CPU work on the server's two task threads: in a debug build on a loaded
+        // 2-CPU machine one body may wait longer than the 30 s --body-timeout to be read, and
+        // a request take longer than the 30 s --request-timeout. This test is about memory.
+        let server = try ServerHarness(["--model", "tiny", "--body-timeout", "300", "--request-timeout", "300"])
         defer { server.stop() }
         let pid = server.process.processIdentifier
         #expect(try server.request("POST", Self.path, body: Self.jsonTensorBody(samples: 1)).status == 200)

@@ -176,8 +176,9 @@ private func requireReady(_ service: ModelService) throws {
 /// The caller releases the reservation when the request ends.
 private func collect(_ request: Request, limit: Int, memory: MemoryBudget) async throws -> (Data, MemoryReservation) {
     var request = request
+    let tooLarge = ServerError(.contentTooLarge, "the request body is over the \(limit)-byte limit")
     let declared = request.headers[.contentLength].flatMap(Int.init)
-    if let declared, declared > limit { throw ServerError(.contentTooLarge, "the request body is over the \(limit)-byte limit") }
+    if let declared, declared > limit { throw tooLarge }
     let held = try memory.reserve(declared ?? limit, for: "the request body")
     do {
         var buffer = try await request.collectBody(upTo: limit)
@@ -187,7 +188,7 @@ private func collect(_ request: Request, limit: Int, memory: MemoryBudget) async
         return (body, held)
     } catch is NIOTooManyBytesError {
         held.release()
-        throw ServerError(.contentTooLarge, "the request body is over the \(limit)-byte limit")
+        throw tooLarge
     } catch {
         held.release()
         throw ServerError.badRequest("the request body could not be read: \(error)")
