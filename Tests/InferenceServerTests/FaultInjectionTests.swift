@@ -47,7 +47,7 @@ import Testing
         stop.store(true, ordering: .relaxed)
         while clients.contains(where: { !$0.isFinished }) { try await Task.sleep(for: .milliseconds(20)) }
         let answered = statuses.withLock { $0 }
-        #expect(answered.count > 10 && answered.allSatisfy { $0 == 200 }, "statuses: \(Dictionary(grouping: answered) { $0 }.mapValues(\.count))")
+        #expect(answered.count > 10 && answered.allSatisfy { $0 == 200 }, "statuses: \(Dictionary(grouping: answered) { $0 }.mapValues(\.count)); server log: \(server.logText.suffix(2000))")
         let metrics = String(decoding: try server.request("GET", "/metrics").body, as: UTF8.self)
         #expect(metrics.contains(#"visionpool_worker_restarts{model="resnet18"} 3.0"#), "\(metrics.split(separator: "\n").filter { $0.contains("restart") })")
     }
