@@ -76,16 +76,17 @@ let package = Package(
         ),
 
         .target(name: "CLinuxShims"),
+        .target(name: "SystemSupport", dependencies: ["CLinuxShims", .product(name: "SystemPackage", package: "swift-system")]),
 
         // Swift modules, one per concern.
         .target(name: "ImagePipeline", dependencies: ["COpenCVCodec"]),
         .target(name: "ModelCatalog"),
-        .target(name: "InferenceEngines", dependencies: ["COpenVINO", "COpenCVDNN", "ModelCatalog"]),
-        .target(name: "SharedMemory", dependencies: ["CLinuxShims", .product(name: "SystemPackage", package: "swift-system")]),
+        .target(name: "InferenceEngines", dependencies: ["COpenVINO", "COpenCVDNN", "ModelCatalog", "SystemSupport"]),
+        .target(name: "SharedMemory", dependencies: ["CLinuxShims", "SystemSupport", .product(name: "SystemPackage", package: "swift-system")]),
         .target(
             name: "WorkerPool",
             dependencies: [
-                "CLinuxShims", "SharedMemory", "InferenceEngines", .product(name: "SystemPackage", package: "swift-system"),
+                "CLinuxShims", "SystemSupport", "SharedMemory", "InferenceEngines", .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -131,6 +132,7 @@ let package = Package(
         .testTarget(name: "InferenceEnginesTests", dependencies: ["InferenceEngines", "TestSupport"]),
         .testTarget(name: "ClassificationTests", dependencies: ["Classification", "TestSupport"]),
         .testTarget(name: "BenchmarkingTests", dependencies: ["Benchmarking", "visionpool", "TestSupport"]),
+        .testTarget(name: "SystemSupportTests", dependencies: ["SystemSupport", "CLinuxShims"]),
         .testTarget(name: "SharedMemoryTests", dependencies: ["SharedMemory", "TestSupport"]),
         .testTarget(name: "InferenceServerTests", dependencies: ["visionpool", "CLinuxShims", "TestSupport"]),
         .testTarget(name: "WorkerPoolTests", dependencies: ["WorkerPool", "Classification", "visionpool", "TestSupport"]),

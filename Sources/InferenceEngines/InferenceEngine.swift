@@ -88,14 +88,3 @@ public func makeEngine(model: EngineModel, options: EngineOptions) throws(Engine
     case .opencv: try OpenCVEngine(model: model, options: options)
     }
 }
-
-/// The processor count this process may run on (its affinity mask), the default thread count.
-public var availableProcessorCount: Int { ProcessInfo.processInfo.activeProcessorCount }
-
-extension Duration {
-    /// This duration in seconds, as a Double.
-    public var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) * 1e-18
-    }
-}

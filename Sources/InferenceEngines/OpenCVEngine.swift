@@ -1,3 +1,4 @@
+import SystemSupport
 import COpenCVDNN
 
 /// OpenCV's dnn module (`vp_cvdnn_*`): reads the input in place; its scores are copied out,
@@ -25,7 +26,7 @@ public final class OpenCVEngine: InferenceEngine {
         net = created!
         self.model = model
         engineDescription = EngineDescription(
-            kind: .opencv, precision: "f32", threads: options.threads > 0 ? options.threads : availableProcessorCount, version: String(cString: vp_cvdnn_version()))
+            kind: .opencv, precision: "f32", threads: options.threads > 0 ? options.threads : availableCPUs().count, version: String(cString: vp_cvdnn_version()))
     }
 
     deinit { vp_cvdnn_destroy(net) }

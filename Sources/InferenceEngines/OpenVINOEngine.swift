@@ -1,3 +1,4 @@
+import SystemSupport
 import COpenVINO
 import Foundation
 
@@ -50,7 +51,7 @@ public final class OpenVINOEngine: InferenceEngine {
         self.model = model
         engineDescription = EngineDescription(
             kind: .openvino, precision: precision,
-            threads: options.threads > 0 ? options.threads : availableProcessorCount, version: OpenVINOEngine.version)
+            threads: options.threads > 0 ? options.threads : availableCPUs().count, version: OpenVINOEngine.version)
     }
 
     /// Which kernels OpenVINO chose for the model's convolutions and fully connected layers:

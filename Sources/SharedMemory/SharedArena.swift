@@ -1,3 +1,4 @@
+import SystemSupport
 import CLinuxShims
 import Glibc
 import SystemPackage

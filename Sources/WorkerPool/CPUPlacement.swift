@@ -1,17 +1,9 @@
-import CLinuxShims
 import Glibc
 
 /// Which CPUs each worker runs on. Disjoint sets matter: two unpinned OpenVINO workers on
-/// two cores reach half the throughput of two pinned ones (FACTS.md), so the pool never
+/// two cores reach half the throughput of two pinned ones (docs/PERFORMANCE.md), so the pool never
 /// leaves placement to the scheduler.
 public enum CPUPlacement {
-    /// The CPUs this process may run on (`sched_getaffinity`).
-    public static func availableCPUs() -> [Int] {
-        var cpus = [Int32](repeating: 0, count: 1024)
-        let count = CLinuxShims_get_affinity(0, &cpus, cpus.count)
-        return count > 0 ? cpus.prefix(Int(count)).map(Int.init) : Array(0..<sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-    }
-
     /// `workers` sets of `threads` CPUs each, disjoint while they fit; with `oversubscribe`
     /// they wrap around the available CPUs instead of being refused.
     public static func plan(workers: Int, threads: Int, available: [Int], oversubscribe: Bool) throws(PoolError) -> [[Int]] {

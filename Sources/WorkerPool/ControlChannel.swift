@@ -1,3 +1,4 @@
+import SystemSupport
 import CLinuxShims
 import Glibc
 import SharedMemory
@@ -133,11 +134,4 @@ public struct ControlChannel: Sendable {
     public func sendRaw(_ bytes: [UInt8]) throws(Errno) {
         _ = try retryingOnInterrupt { bytes.withUnsafeBytes { Glibc.send(descriptor.rawValue, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
     }
-}
-
-/// CLOCK_MONOTONIC in nanoseconds: one clock for the front and its workers.
-public func monotonicNanoseconds() -> UInt64 {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
 }

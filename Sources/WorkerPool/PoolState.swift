@@ -1,3 +1,4 @@
+import SystemSupport
 import Glibc
 import InferenceEngines
 import Logging

@@ -1,3 +1,4 @@
+import SystemSupport
 import CLinuxShims
 import Foundation
 import Glibc
@@ -111,7 +112,7 @@ public final class WorkerPool: @unchecked Sendable {
             throw PoolError.invalidConfiguration("the batch size must be between 1 and \(PoolConfiguration.maxBatchLimit)")
         }
         cpuSets = try CPUPlacement.plan(
-            workers: configuration.workers, threads: configuration.threadsPerWorker, available: CPUPlacement.availableCPUs(),
+            workers: configuration.workers, threads: configuration.threadsPerWorker, available: availableCPUs(),
             oversubscribe: configuration.oversubscribe)
         self.configuration = configuration
         arena = try SharedArena(

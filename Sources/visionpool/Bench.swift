@@ -1,3 +1,4 @@
+import SystemSupport
 import ArgumentParser
 import Benchmarking
 import Classification
@@ -130,7 +131,7 @@ struct Bench: AsyncParsableCommand {
         let started = Date()
         let kind = targetKind
         let limits = RunLimits(warmUp: .seconds(warmUp), duration: .seconds(duration), requests: requests)
-        let cpus = CPUPlacement.availableCPUs().count
+        let cpus = availableCPUs().count
         let workloadText = workload ?? (kind == .inProcess ? "tensor" : "imagenet")
         let benchDirectory = selection.catalog.directory.appendingPathComponent("bench", isDirectory: true)
         var runs: [BenchRun] = []
@@ -194,7 +195,7 @@ struct Bench: AsyncParsableCommand {
 
     /// The configuration the options describe, before any sweep.
     private func baseConfiguration(_ kind: TargetKind) -> BenchConfiguration {
-        let cpus = CPUPlacement.availableCPUs().count
+        let cpus = availableCPUs().count
         guard kind == .pool else { return BenchConfiguration(workers: nil, threads: engine.threads > 0 ? engine.threads : cpus, batch: batch) }
         let threads = engine.threads > 0 ? engine.threads : max(1, cpus / (poolShape.workers ?? cpus))
         return BenchConfiguration(workers: poolShape.workers ?? max(1, cpus / threads), threads: threads, batch: poolShape.maxBatch)

@@ -1,3 +1,4 @@
+import SystemSupport
 import ArgumentParser
 import Foundation
 import InferenceEngines
@@ -92,9 +93,9 @@ struct PoolSelection: ParsableArguments {
     }
 
     /// Workers and threads from what was given: pinned single-thread workers by default,
-    /// since two pinned 1-thread engines outrun one 2-thread engine (FACTS.md).
+    /// since two pinned 1-thread engines outrun one 2-thread engine (docs/PERFORMANCE.md).
     func configuration(entry: CatalogEntry, engine: EngineSelection) throws -> PoolConfiguration {
-        let cpus = CPUPlacement.availableCPUs().count
+        let cpus = availableCPUs().count
         let threads = engine.threads > 0 ? engine.threads : max(1, cpus / (workers ?? cpus))
         var configuration = try PoolConfiguration(
             entry: entry, engine: engine.options, workers: workers ?? max(1, cpus / threads), threadsPerWorker: threads,

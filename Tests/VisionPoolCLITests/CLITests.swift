@@ -140,3 +140,21 @@ func topClass(_ line: [String: Any]) -> Int? {
         }
     }
 }
+
+/// Defaults come from the CPUs this process may use (its affinity mask), not the machine's.
+@Suite struct AffinityDefaultsTests {
+    @Test func anInProcessEngineUnderTasksetUsesOneThread() throws {
+        let image = TestPaths.fixtures.appendingPathComponent("cat.jpg").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
+        process.arguments = ["-c", "0", TestPaths.executable.path, "classify", "--in-process", "--model", "tiny", image]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(stderr)")
+        #expect(stderr.contains(", 1 threads,"), "one CPU in the mask, one engine thread: \(stderr)")
+    }
+}

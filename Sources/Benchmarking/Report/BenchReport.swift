@@ -1,3 +1,4 @@
+import SystemSupport
 import Foundation
 import WorkerPool
 
@@ -44,7 +45,7 @@ public struct BenchReport: Codable, Sendable {
             uname(&names)
             let release = withUnsafeBytes(of: &names.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             return Host(
-                cpus: CPUPlacement.availableCPUs().count, cpuModel: model.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown",
+                cpus: availableCPUs().count, cpuModel: model.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown",
                 kernel: release)
         }
     }

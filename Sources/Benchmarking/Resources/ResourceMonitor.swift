@@ -1,3 +1,4 @@
+import SystemSupport
 import Foundation
 import Synchronization
 import WorkerPool
@@ -98,7 +99,7 @@ final class ResourceMonitor: Sendable {
     /// The usage since `beginMeasuring()`, over `seconds` of wall-clock time.
     func finish(seconds: Double) -> ResourceUsage {
         sample()
-        let cpus = max(1, CPUPlacement.availableCPUs().count)
+        let cpus = max(1, availableCPUs().count)
         let machineEnd = ProcessTable.machineTicks()
         let me = getpid()
         let ownCPU = ProcessTable.stat(me)?.cpuSeconds ?? 0
