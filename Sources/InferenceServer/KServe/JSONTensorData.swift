@@ -198,45 +198,36 @@ struct JSONTensorData {
         /// Calls `member` with each key of the object here, positioned at its value, which
         /// `member` must consume.
         private mutating func members(_ member: (inout Scanner, String) throws(ServerError) -> Void) throws(ServerError) {
-            try expect(UInt8(ascii: "{"))
-            skipWhitespace()
-            if peek() == UInt8(ascii: "}") {
-                position += 1
-                return
-            }
-            while true {
-                skipWhitespace()
-                let key = try string()
-                skipWhitespace()
-                try expect(UInt8(ascii: ":"))
-                skipWhitespace()
-                try member(&self, key)
-                skipWhitespace()
-                if peek() == UInt8(ascii: ",") {
-                    position += 1
-                } else {
-                    return try expect(UInt8(ascii: "}"))
-                }
+            try sequence(from: UInt8(ascii: "{"), to: UInt8(ascii: "}")) { scanner throws(ServerError) in
+                let key = try scanner.string()
+                scanner.skipWhitespace()
+                try scanner.expect(UInt8(ascii: ":"))
+                scanner.skipWhitespace()
+                try member(&scanner, key)
             }
         }
 
         /// Calls `element` positioned at each element of the list here.
         private mutating func elements(_ element: (inout Scanner) throws(ServerError) -> Void) throws(ServerError) {
-            try expect(UInt8(ascii: "["))
+            try sequence(from: UInt8(ascii: "["), to: UInt8(ascii: "]"), element)
+        }
+
+        /// `open`, then items separated by commas (each consumed by `item`), then `close`.
+        private mutating func sequence(
+            from open: UInt8, to close: UInt8, _ item: (inout Scanner) throws(ServerError) -> Void
+        ) throws(ServerError) {
+            try expect(open)
             skipWhitespace()
-            if peek() == UInt8(ascii: "]") {
+            if peek() == close {
                 position += 1
                 return
             }
             while true {
                 skipWhitespace()
-                try element(&self)
+                try item(&self)
                 skipWhitespace()
-                if peek() == UInt8(ascii: ",") {
-                    position += 1
-                } else {
-                    return try expect(UInt8(ascii: "]"))
-                }
+                guard peek() == UInt8(ascii: ",") else { return try expect(close) }
+                position += 1
             }
         }
 
