@@ -17,6 +17,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "visionpool", targets: ["visionpool"]),
+        .executable(name: "visionpool-worker", targets: ["visionpool-worker"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -81,14 +82,21 @@ let package = Package(
         // Swift modules, one per concern.
         .target(name: "ImagePipeline", dependencies: ["COpenCVCodec"]),
         .target(name: "ModelCatalog"),
-        .target(name: "InferenceEngines", dependencies: ["COpenVINO", "COpenCVDNN", "ModelCatalog", "SystemSupport"]),
+        .target(name: "EngineInterface"),
+        .target(name: "InferenceEngines", dependencies: ["EngineInterface", "COpenVINO", "COpenCVDNN", "SystemSupport"]),
         .target(name: "SharedMemory", dependencies: ["CLinuxShims", "SystemSupport", .product(name: "SystemPackage", package: "swift-system")]),
         .target(
             name: "WorkerPool",
             dependencies: [
-                "CLinuxShims", "SystemSupport", "SharedMemory", "InferenceEngines", .product(name: "SystemPackage", package: "swift-system"),
+                "CLinuxShims", "SystemSupport", "SharedMemory", "EngineInterface", .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        // The worker process: engines, arena and control channel only (no HTTP, NIO or image
+        // codecs), so each worker maps a fraction of what the front does.
+        .executableTarget(
+            name: "visionpool-worker",
+            dependencies: ["WorkerPool", "InferenceEngines", "SharedMemory", "SystemSupport", "CLinuxShims", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .target(name: "Classification", dependencies: ["ImagePipeline", "ModelCatalog", "InferenceEngines", "WorkerPool"]),
         .target(

@@ -41,4 +41,7 @@ public final class OpenCVEngine: InferenceEngine {
         }
         if let failure { throw EngineError(.inferenceFailed, failure) }
     }
+
+    /// OpenCV keeps its blobs to itself: where they live cannot be asked.
+    public func boundBuffers(batch: Int) -> (input: UnsafeRawPointer?, output: UnsafeRawPointer?) { (nil, nil) }
 }

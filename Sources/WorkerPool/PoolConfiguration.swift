@@ -1,5 +1,5 @@
 import Foundation
-import InferenceEngines
+import EngineInterface
 import Logging
 
 /// The shape of a pool: how many workers, their threads and batches, and how it heals.
@@ -33,8 +33,9 @@ public struct PoolConfiguration: Sendable {
     /// the batch retried once elsewhere; nil: ten times the worker's own warm-up batch time,
     /// at least `minimumWorkerTimeout`.
     public var workerTimeout: Duration?
-    /// The executable spawned as `worker`: this program, unless a test says otherwise. It is
-    /// opened once, so replacing its file later does not change what respawns run.
+    /// The worker program: `visionpool-worker` beside the running executable, unless a test
+    /// says otherwise. It is opened once, so replacing its file later does not change what
+    /// respawns run.
     public var workerExecutable: URL
     /// Where the supervisor reports crashes, replacements and timeouts.
     public var logger: Logger
@@ -43,7 +44,7 @@ public struct PoolConfiguration: Sendable {
         model: EngineModel, engine: EngineOptions = EngineOptions(), workers: Int, threadsPerWorker: Int, maxBatch: Int = 1,
         batchDelay: Duration = .zero, slots: Int? = nil, maxRequestsPerWorker: Int? = nil, oversubscribe: Bool = false,
         crashLimit: Int = 5, livenessTimeout: Duration = .seconds(60), workerTimeout: Duration? = nil,
-        workerExecutable: URL = URL(fileURLWithPath: "/proc/self/exe"),
+        workerExecutable: URL = PoolConfiguration.installedWorker,
         logger: Logger = Logger(label: "visionpool.pool", factory: { StreamLogHandler.standardError(label: $0) })
     ) {
         self.model = model
@@ -60,6 +61,12 @@ public struct PoolConfiguration: Sendable {
         self.workerTimeout = workerTimeout
         self.workerExecutable = workerExecutable
         self.logger = logger
+    }
+
+    /// `visionpool-worker` in the folder of the running executable: the build and an install
+    /// put the two programs side by side.
+    public static var installedWorker: URL {
+        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("visionpool-worker")
     }
 
     /// Each batch size up to this is compiled and warmed in every worker (the engine keeps 16).

@@ -1,6 +1,6 @@
 import SystemSupport
 import Glibc
-import InferenceEngines
+import EngineInterface
 import Logging
 import SystemPackage
 

@@ -1,17 +1,12 @@
+import EngineInterface
 import Foundation
-import InferenceEngines
 import SharedMemory
 
-/// Everything a worker process needs, passed as one JSON argument to `visionpool worker`.
+/// Everything a worker process needs, passed as one JSON argument to `visionpool-worker`.
 public struct WorkerConfiguration: Codable, Sendable, Equatable {
-    public var modelFile: String
-    public var sampleShape: [Int]
-    public var outputCount: Int
-    public var quantized: Bool
-    public var engine: EngineKind
-    public var threads: Int
-    public var precision: Precision
-    public var cacheDirectory: String?
+    public var model: EngineModel
+    /// The engine to build, with this worker's own thread count.
+    public var engine: EngineOptions
     public var slotCount: Int
     public var maxBatch: Int
     /// The CPUs this worker is pinned to; empty leaves its affinity alone.
@@ -20,16 +15,7 @@ public struct WorkerConfiguration: Codable, Sendable, Equatable {
     public var parentPID: Int32
 
     public var arenaLayout: SharedArena.Layout {
-        SharedArena.Layout(
-            slotCount: slotCount, maxBatch: maxBatch, inputFloatsPerSample: sampleShape.reduce(1, *), outputFloatsPerSample: outputCount)
-    }
-
-    public var engineModel: EngineModel {
-        EngineModel(file: URL(fileURLWithPath: modelFile), sampleShape: sampleShape, outputCount: outputCount, quantized: quantized)
-    }
-
-    public var engineOptions: EngineOptions {
-        EngineOptions(kind: engine, threads: threads, precision: precision, cacheDirectory: cacheDirectory.map { URL(fileURLWithPath: $0) })
+        SharedArena.Layout(slotCount: slotCount, maxBatch: maxBatch, inputFloatsPerSample: model.sampleInputCount, outputFloatsPerSample: model.outputCount)
     }
 
     public func encoded() -> String {

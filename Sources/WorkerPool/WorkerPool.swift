@@ -2,7 +2,7 @@ import SystemSupport
 import CLinuxShims
 import Foundation
 import Glibc
-import InferenceEngines
+import EngineInterface
 import Logging
 import SharedMemory
 import Synchronization
@@ -121,7 +121,8 @@ public final class WorkerPool: @unchecked Sendable {
                 inputFloatsPerSample: configuration.model.sampleInputCount, outputFloatsPerSample: configuration.model.outputCount))
         let program = CLinuxShims_open_executable(configuration.workerExecutable.path)
         guard program >= 0 else {
-            throw PoolError.invalidConfiguration("cannot open the worker program \(configuration.workerExecutable.path): \(Errno(rawValue: errno))")
+            throw PoolError.invalidConfiguration(
+                "cannot open the worker program \(configuration.workerExecutable.path): \(Errno(rawValue: errno)); visionpool-worker must sit beside visionpool")
         }
         executable = FileDescriptor(rawValue: program)
         wake = FileDescriptor(rawValue: try retryingOnInterrupt { CLinuxShims_eventfd() })
@@ -532,12 +533,12 @@ public final class WorkerPool: @unchecked Sendable {
         let ours = FileDescriptor(rawValue: sockets[0]), theirs = FileDescriptor(rawValue: sockets[1])
         defer { try? theirs.close() }
         _ = CLinuxShims_set_nonblocking(ours.rawValue)
+        var engine = configuration.engine
+        engine.threads = configuration.threadsPerWorker
         let worker = WorkerConfiguration(
-            modelFile: configuration.model.file.path, sampleShape: configuration.model.sampleShape,
-            outputCount: configuration.model.outputCount, quantized: configuration.model.quantized, engine: configuration.engine.kind, threads: configuration.threadsPerWorker,
-            precision: configuration.engine.precision, cacheDirectory: configuration.engine.cacheDirectory?.path,
-            slotCount: arena.layout.slotCount, maxBatch: arena.layout.maxBatch, cpus: cpuSets[seat], parentPID: getpid())
-        let arguments = [configuration.workerExecutable.path, "worker", "--configuration", worker.encoded()]
+            model: configuration.model, engine: engine, slotCount: arena.layout.slotCount, maxBatch: arena.layout.maxBatch,
+            cpus: cpuSets[seat], parentPID: getpid())
+        let arguments = [configuration.workerExecutable.path, "--configuration", worker.encoded()]
         var pid: pid_t = 0
         let result = withCStrings(arguments) { argv in
             withCStrings(Self.workerEnvironment) { envp in

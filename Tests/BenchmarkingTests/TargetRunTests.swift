@@ -72,7 +72,7 @@ import WorkerPool
         let entry = try Self.tiny()
         var configuration = try PoolConfiguration(entry: entry, engine: EngineOptions(threads: 1), workers: 2, threadsPerWorker: 1, maxBatch: 2,
                                                   batchDelay: .milliseconds(1))
-        configuration.workerExecutable = TestPaths.executable
+        configuration.workerExecutable = TestPaths.workerExecutable
         let pool = try WorkerPool(configuration: configuration)
         try await pool.start()
         let measurement = await LoadRunner.run(

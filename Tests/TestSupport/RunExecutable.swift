@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
 
-/// What a run of the built `visionpool` executable printed.
+/// What a run of a built executable printed.
 public struct Run {
     public let status: Int32
     public let stdout: String
@@ -12,9 +12,11 @@ public struct Run {
     }
 }
 
-/// Runs the built executable to its exit; past `timeout` seconds it is killed (a test that
+/// Runs the built `visionpool` (or another built `executable`) to its exit; past `timeout` seconds it is killed (a test that
 /// expects a refusal must not hang on a server that started after all).
-public func visionpool(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 300) throws -> Run {
+public func visionpool(
+    _ arguments: [String], executable: URL = TestPaths.executable, environment: [String: String] = [:], timeout: TimeInterval = 300
+) throws -> Run {
     // Output goes to files, not pipes, so a chatty child can never block on a full pipe.
     let directory = try Fixtures.temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: directory) }
@@ -22,7 +24,7 @@ public func visionpool(_ arguments: [String], environment: [String: String] = [:
     _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
     _ = FileManager.default.createFile(atPath: errorURL.path, contents: nil)
     let process = Process()
-    process.executableURL = TestPaths.executable
+    process.executableURL = executable
     process.arguments = arguments
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     process.standardOutput = try FileHandle(forWritingTo: outputURL)

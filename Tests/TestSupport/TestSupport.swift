@@ -13,13 +13,18 @@ public enum TestPaths {
     public static let referenceManifest = root.appendingPathComponent("tools/testdata/references.json")
 
     /// The `visionpool` executable built beside this test binary.
-    public static var executable: URL {
+    public static var executable: URL { buildFolder.appendingPathComponent("visionpool") }
+
+    /// The `visionpool-worker` executable the pool spawns, built beside `visionpool`.
+    public static var workerExecutable: URL { buildFolder.appendingPathComponent("visionpool-worker") }
+
+    private static var buildFolder: URL {
         let testBinary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         var folder = testBinary.deletingLastPathComponent()
         while folder.pathExtension == "xctest" || folder.lastPathComponent == "Contents" || folder.lastPathComponent == "MacOS" {
             folder.deleteLastPathComponent()
         }
-        return folder.appendingPathComponent("visionpool")
+        return folder
     }
 }
 

@@ -11,7 +11,7 @@ import WorkerPool
 func poolChildren() -> [Int32] {
     childrenOf(getpid()).filter { pid in
         let command = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
-        return command.split(separator: 0).dropFirst().first.map { String(decoding: $0, as: UTF8.self) } == "worker"
+        return command.split(separator: 0).first.map { String(decoding: $0, as: UTF8.self).hasSuffix("/visionpool-worker") } ?? false
     }
 }
 
@@ -52,7 +52,7 @@ func configuration(model: String = "resnet18", workers: Int = 2, maxBatch: Int =
     var configuration = try PoolConfiguration(
         entry: entry, engine: EngineOptions(precision: precision), workers: workers, threadsPerWorker: 1, maxBatch: maxBatch,
         batchDelay: .milliseconds(5))
-    configuration.workerExecutable = TestPaths.executable
+    configuration.workerExecutable = TestPaths.workerExecutable
     configuration.oversubscribe = true
     return configuration
 }
@@ -228,6 +228,29 @@ func infer(_ pool: WorkerPool, value: Float = 0.25) async throws -> ([Float], In
             await pool.shutdown()
         }
         #expect(poolResources(arena: arena).isEmpty, "\(poolResources(arena: arena))")
+    }
+
+    @Test func workersMapNoHTTPOrImageCodecs() async throws {
+        let pool = try WorkerPool(configuration: try configuration(workers: 1))
+        try await pool.start()
+        let worker = pool.status.workers[0].pid
+        let maps = try String(contentsOfFile: "/proc/\(worker)/maps", encoding: .utf8)
+        let libraries = Set(maps.split(separator: "\n").compactMap { $0.split(separator: " ", omittingEmptySubsequences: true).dropFirst(5).first }
+            .map { URL(fileURLWithPath: String($0)).lastPathComponent })
+        #expect(libraries.contains { $0.hasPrefix("libopenvino") }, "the worker runs the engine: \(libraries.sorted())")
+        for absent in ["libopencv_imgcodecs", "libgdal", "libjpeg", "libpng", "libNIO"] {
+            #expect(!libraries.contains { $0.hasPrefix(absent) }, "a worker maps \(absent)")
+        }
+        #expect(!maps.contains("/visionpool\n"), "a worker runs visionpool-worker, not the whole front binary")
+        await pool.shutdown()
+    }
+
+    @Test func theWorkerProgramRefusesToRunByHand() throws {
+        let result = try visionpool(["--configuration", "{}"], executable: TestPaths.workerExecutable)
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("not a worker configuration"))
+        let help = try visionpool(["--help"], executable: TestPaths.workerExecutable)
+        #expect(help.status == 0 && help.stdout.contains("visionpool serve"))
     }
 
     @Test func workersDieWithTheFront() async throws {

@@ -18,7 +18,7 @@ public enum Precision: String, CaseIterable, Sendable, Codable {
 }
 
 /// How to build an engine.
-public struct EngineOptions: Sendable, Equatable {
+public struct EngineOptions: Sendable, Equatable, Codable {
     public var kind: EngineKind
     /// Intra-op threads; 0 lets the engine use every core it may run on.
     public var threads: Int
@@ -42,7 +42,7 @@ public struct EngineOptions: Sendable, Equatable {
 }
 
 /// The network a caller wants to run: an ONNX file taking NCHW float32 samples.
-public struct EngineModel: Sendable, Equatable {
+public struct EngineModel: Sendable, Equatable, Codable {
     public var file: URL
     /// One sample's input shape, without the batch: [channels, height, width].
     public var sampleShape: [Int]
@@ -69,6 +69,13 @@ public struct EngineDescription: Sendable, Codable, Equatable {
     public var precision: String
     public var threads: Int
     public var version: String
+
+    public init(kind: EngineKind, precision: String, threads: Int, version: String) {
+        self.kind = kind
+        self.precision = precision
+        self.threads = threads
+        self.version = version
+    }
 }
 
 /// Runs one compiled model on tensors in memory the caller owns. An engine is used by one
@@ -79,12 +86,8 @@ public protocol InferenceEngine: AnyObject {
 
     /// Runs `batch` samples read from `input` and writes `batch × outputCount` scores to `output`.
     func infer(batch: Int, input: UnsafeMutableBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>) throws(EngineError)
-}
 
-/// Builds the engine `options` ask for.
-public func makeEngine(model: EngineModel, options: EngineOptions) throws(EngineError) -> any InferenceEngine {
-    switch options.kind {
-    case .openvino: try OpenVINOEngine(model: model, options: options)
-    case .opencv: try OpenCVEngine(model: model, options: options)
-    }
+    /// Where the engine's own tensors for `batch` read and wrote in the last run: the
+    /// caller's buffers when it runs in place, nil where it copies or cannot say.
+    func boundBuffers(batch: Int) -> (input: UnsafeRawPointer?, output: UnsafeRawPointer?)
 }

@@ -17,12 +17,3 @@ public struct EngineError: Error, Equatable, CustomStringConvertible, Sendable {
 
     public var description: String { message }
 }
-
-/// Calls a C shim function that fills a message buffer on failure.
-func callReportingMessage(_ body: (UnsafeMutablePointer<CChar>, Int) -> Int32) -> String? {
-    withUnsafeTemporaryAllocation(of: CChar.self, capacity: 1024) { buffer in
-        buffer[0] = 0
-        let status = body(buffer.baseAddress!, buffer.count)
-        return status == 0 ? nil : String(cString: buffer.baseAddress!)
-    }
-}

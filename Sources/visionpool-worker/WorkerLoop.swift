@@ -1,15 +1,16 @@
-import SystemSupport
 import CLinuxShims
 import Foundation
 import Glibc
 import InferenceEngines
 import SharedMemory
 import SystemPackage
+import SystemSupport
+import WorkerPool
 
 /// The loop of one worker process: pin, map the arena, compile and warm the engine, report
 /// ready, then run batches in place until told to stop or the front goes away.
-public enum WorkerMain {
-    public static func run(_ configuration: WorkerConfiguration) -> Never {
+enum WorkerLoop {
+    static func run(_ configuration: WorkerConfiguration) -> Never {
         // Die with the front, and don't start at all if it is already gone. Stop only on its
         // word: a Ctrl-C or an init system's SIGTERM to every process is the front's to handle.
         _ = CLinuxShims_set_parent_death_signal(SIGKILL)
@@ -34,7 +35,7 @@ public enum WorkerMain {
         let engine: any InferenceEngine
         let warmUpTime: Duration
         do {
-            engine = try makeEngine(model: configuration.engineModel, options: configuration.engineOptions)
+            engine = try makeEngine(model: configuration.model, options: configuration.engine)
             warmUpTime = try warmUp(engine, maxBatch: configuration.maxBatch)
         } catch {
             fail("\(error)")
@@ -103,9 +104,8 @@ public enum WorkerMain {
             return reply
         }
         reply.inferenceNanoseconds = UInt64(((ContinuousClock.now - start).seconds * 1e9).rounded())
-        // Report where the engine's tensors really are: OpenVINO's own bound addresses.
-        var bound: (input: UnsafeRawPointer?, output: UnsafeRawPointer?) = (UnsafeRawPointer(input.baseAddress), UnsafeRawPointer(output.baseAddress))
-        if let openvino = engine as? OpenVINOEngine { bound = openvino.boundBuffers(batch: message.batch) }
+        // Report where the engine's tensors really are, as the engine itself says.
+        let bound = engine.boundBuffers(batch: message.batch)
         reply.inputOffset = bound.input.flatMap(arena.offset(of:)) ?? -1
         reply.outputOffset = bound.output.flatMap(arena.offset(of:)) ?? -1
         let header = arena.header(slot: message.slot)
