@@ -77,6 +77,7 @@ let package = Package(
         ),
 
         .target(name: "CLinuxShims"),
+        .target(name: "CPoolWire"),
         .target(name: "SystemSupport", dependencies: ["CLinuxShims", .product(name: "SystemPackage", package: "swift-system")]),
 
         // Swift modules, one per concern.
@@ -84,11 +85,11 @@ let package = Package(
         .target(name: "ModelCatalog"),
         .target(name: "EngineInterface"),
         .target(name: "InferenceEngines", dependencies: ["EngineInterface", "COpenVINO", "COpenCVDNN", "SystemSupport"]),
-        .target(name: "SharedMemory", dependencies: ["CLinuxShims", "SystemSupport", .product(name: "SystemPackage", package: "swift-system")]),
+        .target(name: "SharedMemory", dependencies: ["CLinuxShims", "CPoolWire", "SystemSupport", .product(name: "SystemPackage", package: "swift-system")]),
         .target(
             name: "WorkerPool",
             dependencies: [
-                "CLinuxShims", "SystemSupport", "SharedMemory", "EngineInterface", .product(name: "SystemPackage", package: "swift-system"),
+                "CLinuxShims", "CPoolWire", "SystemSupport", "SharedMemory", "EngineInterface", .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -112,7 +113,7 @@ let package = Package(
         .target(
             name: "InferenceServer",
             dependencies: [
-                "Classification", "ImagePipeline", "InferenceEngines", "ModelCatalog", "WorkerPool", "CLinuxShims",
+                "Classification", "ImagePipeline", "ModelCatalog", "WorkerPool", "CLinuxShims",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -141,9 +142,15 @@ let package = Package(
         .testTarget(name: "ClassificationTests", dependencies: ["Classification", "TestSupport"]),
         .testTarget(name: "BenchmarkingTests", dependencies: ["Benchmarking", "visionpool", "TestSupport"]),
         .testTarget(name: "SystemSupportTests", dependencies: ["SystemSupport", "CLinuxShims"]),
-        .testTarget(name: "SharedMemoryTests", dependencies: ["SharedMemory", "TestSupport"]),
-        .testTarget(name: "InferenceServerTests", dependencies: ["visionpool", "CLinuxShims", "TestSupport"]),
-        .testTarget(name: "WorkerPoolTests", dependencies: ["WorkerPool", "Classification", "visionpool", "TestSupport"]),
+        .testTarget(name: "SharedMemoryTests", dependencies: ["SharedMemory", "CPoolWire", "CLinuxShims", "TestSupport"]),
+        .testTarget(
+            name: "InferenceServerTests",
+            dependencies: [
+                "visionpool", "InferenceServer", "Classification", "WorkerPool", "CLinuxShims", "TestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+        .testTarget(name: "WorkerPoolTests", dependencies: ["WorkerPool", "Classification", "CPoolWire", "CLinuxShims", "visionpool", "TestSupport"]),
         .testTarget(name: "VisionPoolCLITests", dependencies: ["visionpool", "TestSupport"]),
     ],
     cxxLanguageStandard: .cxx17

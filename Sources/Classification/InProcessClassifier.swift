@@ -4,20 +4,14 @@ import InferenceEngines
 import ModelCatalog
 import WorkerPool
 
-/// Seconds spent in each stage of one classification.
-public struct StageTimings: Codable, Sendable, Equatable {
-    public var decode: Double
-    /// Resize, crop and normalize.
-    public var preprocess: Double
-    public var inference: Double
-    public var total: Double
-}
-
 /// The result for one image.
-public struct Classification: Codable, Sendable {
+public struct Classification: Sendable {
     public var top: [ScoredClass]
     public var image: PreprocessReport
-    public var timings: StageTimings
+    /// Decode, preprocess and inference; queue and hand-off on a pool.
+    public var stages: StageTimes
+    /// From the image being handed over to its classes being known.
+    public var totalSeconds: Double
 }
 
 /// Why one image could not be classified.
@@ -72,11 +66,11 @@ public final class InProcessClassifier {
     }
 
     /// Classifies one encoded image.
-    public func classify(_ image: UnsafeRawBufferPointer, top k: Int) throws(ClassificationError) -> Classification {
+    public func classify(_ image: Data, top k: Int) throws(ClassificationError) -> Classification {
         let start = ContinuousClock.now
         let report: PreprocessReport
         do {
-            report = try ImagePreprocessor.preprocess(image, spec: spec, into: input)
+            report = try ModelInput.image(image).write(into: input, spec: spec)!
         } catch {
             throw .image(error)
         }
@@ -88,17 +82,9 @@ public final class InProcessClassifier {
         }
         let end = ContinuousClock.now
         let top = topClasses(scores: UnsafeBufferPointer(output), kind: entry.manifest.output.kind, labels: labels, k: k)
-        return Classification(
-            top: top, image: report,
-            timings: StageTimings(
-                decode: report.decodeSeconds, preprocess: report.resizeSeconds + report.normalizeSeconds,
-                inference: (end - inferenceStart).seconds, total: (end - start).seconds))
-    }
-
-    public func classify(_ image: Data, top k: Int) throws(ClassificationError) -> Classification {
-        try image.withUnsafeBytes { bytes in
-            Result { () throws(ClassificationError) in try classify(bytes, top: k) }
-        }.get()
+        var stages = StageTimes(report)
+        stages[.inference] = (end - inferenceStart).seconds
+        return Classification(top: top, image: report, stages: stages, totalSeconds: (end - start).seconds)
     }
 }
 

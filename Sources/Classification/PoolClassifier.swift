@@ -28,14 +28,9 @@ public final class PoolClassifier: Sendable {
         pool = try WorkerPool(configuration: configuration)
     }
 
-    /// Spawns the workers and waits until every one is ready; stops them again on failure.
+    /// Spawns the workers and waits until every one is ready.
     public func start() async throws {
-        do {
-            try await pool.start()
-        } catch {
-            await pool.shutdown()
-            throw error
-        }
+        try await pool.start()
     }
 
     /// The top classes of one sample's scores.
@@ -48,16 +43,11 @@ public final class PoolClassifier: Sendable {
         do {
             var report: PreprocessReport?
             return try await pool.infer(
-                prepare: { tensor in
-                    report = try image.withUnsafeBytes { bytes in try ImagePreprocessor.preprocess(bytes, spec: spec, into: tensor) }
-                },
+                prepare: { tensor in report = try ModelInput.image(image).write(into: tensor, spec: spec) },
                 consume: { scores, receipt in
-                    let report = report!
-                    return Classification(
-                        top: scoredClasses(scores, k: k), image: report,
-                        timings: StageTimings(
-                            decode: report.decodeSeconds, preprocess: report.resizeSeconds + report.normalizeSeconds,
-                            inference: receipt.inferenceSeconds, total: (ContinuousClock.now - start).seconds))
+                    Classification(
+                        top: scoredClasses(scores, k: k), image: report!, stages: StageTimes(report!).merging(receipt.stages),
+                        totalSeconds: (ContinuousClock.now - start).seconds)
                 })
         } catch let error as ImageDecodingError {
             throw .image(error)
@@ -70,6 +60,14 @@ public final class PoolClassifier: Sendable {
 
     public func shutdown() async {
         await pool.shutdown()
+    }
+}
+
+extension InferenceReceipt {
+    /// The pool's stages of a batch: waiting in the front and in the worker's socket (both
+    /// queueing), the engine, and the reply's way back.
+    public var stages: StageTimes {
+        StageTimes([.queue: queueSeconds + toWorkerSeconds, .inference: inferenceSeconds, .handoff: fromWorkerSeconds])
     }
 }
 

@@ -13,14 +13,21 @@ public final class OpenVINOEngine: InferenceEngine {
             try? FileManager.default.createDirectory(at: cache, withIntermediateDirectories: true)
         }
         var created: OpaquePointer?
-        let failure = model.file.path.withCString { path in
-            withOptionalCString(options.precision == .automatic ? nil : options.precision.rawValue) { precision in
-                withOptionalCString(options.cacheDirectory?.path) { cache in
-                    var native = vp_ov_options(model_path: path, threads: Int32(clamping: options.threads), precision: precision, cache_dir: cache)
-                    return callReportingMessage { vp_ov_engine_create(&native, &created, $0, $1) }
+        func compile(cacheDirectory: URL?) -> String? {
+            model.file.path.withCString { path in
+                withOptionalCString(options.precision == .automatic ? nil : options.precision.rawValue) { precision in
+                    withOptionalCString(cacheDirectory?.path) { cache in
+                        var native = vp_ov_options(model_path: path, threads: Int32(clamping: options.threads), precision: precision, cache_dir: cache)
+                        return callReportingMessage { vp_ov_engine_create(&native, &created, $0, $1) }
+                    }
                 }
             }
         }
+        var failure = compile(cacheDirectory: options.cacheDirectory)
+        // Workers (and other servers) compiling the same model at once write the same cache
+        // file, and OpenVINO fails the loser's compile ("cannot set permissions" on a blob
+        // another process has just replaced). The model itself is fine: compile it without the cache.
+        if failure != nil, options.cacheDirectory != nil { failure = compile(cacheDirectory: nil) }
         if let failure { throw EngineError(.loadFailed, failure) }
         let engine = created!
         let inputs = vp_ov_engine_sample_input_count(engine), outputs = vp_ov_engine_sample_output_count(engine)

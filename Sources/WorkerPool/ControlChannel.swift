@@ -1,5 +1,6 @@
 import SystemSupport
 import CLinuxShims
+import CPoolWire
 import Glibc
 import SharedMemory
 import SystemPackage

@@ -136,8 +136,18 @@ public final class WorkerPool: @unchecked Sendable {
 
     // MARK: Lifecycle
 
-    /// Spawns every worker and returns once all have compiled and warmed their engine.
+    /// Spawns every worker and returns once all have compiled and warmed their engine; when
+    /// that fails, the workers that did start are stopped again before the error is thrown.
     public func start() async throws {
+        do {
+            try await spawnAndWaitUntilReady()
+        } catch {
+            await shutdown()
+            throw error
+        }
+    }
+
+    private func spawnAndWaitUntilReady() async throws {
         // The thread holds the pool only while supervising: once it signals, the pool's last
         // owner may free it at once.
         let done = supervisorDone

@@ -195,10 +195,11 @@ struct Bench: AsyncParsableCommand {
 
     /// The configuration the options describe, before any sweep.
     private func baseConfiguration(_ kind: TargetKind) -> BenchConfiguration {
-        let cpus = availableCPUs().count
-        guard kind == .pool else { return BenchConfiguration(workers: nil, threads: engine.threads > 0 ? engine.threads : cpus, batch: batch) }
-        let threads = engine.threads > 0 ? engine.threads : max(1, cpus / (poolShape.workers ?? cpus))
-        return BenchConfiguration(workers: poolShape.workers ?? max(1, cpus / threads), threads: threads, batch: poolShape.maxBatch)
+        guard kind == .pool else {
+            return BenchConfiguration(workers: nil, threads: engine.threads > 0 ? engine.threads : availableCPUs().count, batch: batch)
+        }
+        let (workers, threads) = poolShape.shape(threads: engine.threads)
+        return BenchConfiguration(workers: workers, threads: threads, batch: poolShape.maxBatch)
     }
 
     private func measureInProcess(
@@ -229,12 +230,7 @@ struct Bench: AsyncParsableCommand {
         }
         let startup = ContinuousClock.now
         let workers = try WorkerPool(configuration: poolConfiguration)
-        do {
-            try await workers.start()
-        } catch {
-            await workers.shutdown()
-            throw error
-        }
+        try await workers.start()
         let ready = (ContinuousClock.now - startup).seconds
         let measurement = await measure(
             PoolTarget(pool: workers, spec: PreprocessSpec(entry.manifest.preprocessing)), workload, load, limits, label: configuration.label)
@@ -246,7 +242,7 @@ struct Bench: AsyncParsableCommand {
         let measurement = await LoadRunner.run(target: target, workload: workload, load: load, limits: limits) { progress in
             Self.show(progress, label: label)
         }
-        Self.clearProgress()
+        StatusLine.clear()
         return measurement
     }
 
@@ -258,17 +254,9 @@ struct Bench: AsyncParsableCommand {
         }
     }
 
-    private static let onTerminal = isatty(STDERR_FILENO) == 1
-
     @Sendable private static func show(_ progress: RunProgress, label: String) {
-        guard onTerminal else { return }
         let phase = progress.warmingUp ? "warming up" : String(format: "%3.0f%%", progress.fraction * 100)
-        let line = String(format: "\r\u{1B}[K%@  %@  %d requests  %.1f images/s  %d failed", label, phase, progress.completed,
-                          progress.imagesPerSecond, progress.failed)
-        FileHandle.standardError.write(Data(line.utf8))
-    }
-
-    private static func clearProgress() {
-        if onTerminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        StatusLine.draw(String(format: "%@  %@  %d requests  %.1f images/s  %d failed", label, phase, progress.completed,
+                               progress.imagesPerSecond, progress.failed))
     }
 }

@@ -21,7 +21,8 @@ struct ClassifyReport {
         let path: String
         let top: [ScoredClass]
         let image: ImageSummary
-        let timingsMs: Timings
+        /// Milliseconds per stage (decode, preprocess, inference; queue and handoff on a pool) and in total.
+        let timingsMs: [String: Double]
     }
 
     private struct ImageSummary: Encodable {
@@ -31,12 +32,6 @@ struct ClassifyReport {
         let dctScale: Int
     }
 
-    private struct Timings: Encodable {
-        let decode: Double
-        let preprocess: Double
-        let inference: Double
-        let total: Double
-    }
 
     private struct Failure: Encodable {
         struct Detail: Encodable {
@@ -59,17 +54,15 @@ struct ClassifyReport {
     private mutating func classified(path: String, classification: Classification) {
         succeeded += 1
         let image = classification.image
-        let timings = classification.timings
+        let stages = classification.stages
         if json {
             emit(Success(
                 path: path, top: classification.top,
                 image: ImageSummary(format: image.info.format.rawValue, width: image.info.width, height: image.info.height, dctScale: image.dctScale),
-                timingsMs: Timings(
-                    decode: timings.decode * 1000, preprocess: timings.preprocess * 1000,
-                    inference: timings.inference * 1000, total: timings.total * 1000)))
+                timingsMs: stages.milliseconds.merging(["total": classification.totalSeconds * 1000]) { $1 }))
             return
         }
-        var lines = ["\(path)  (\(image.info.width)×\(image.info.height) \(image.info.format.rawValue.uppercased()), \(String(format: "%.1f", timings.total * 1000)) ms)"]
+        var lines = ["\(path)  (\(image.info.width)×\(image.info.height) \(image.info.format.rawValue.uppercased()), \(String(format: "%.1f", classification.totalSeconds * 1000)) ms)"]
         for (rank, scored) in classification.top.enumerated() {
             let percent = String(format: "%5.1f%%", scored.score * 100)
             lines.append("  \(String(rank + 1).leftPadded(to: 2))  \(percent)  \(scored.label.rightPadded(to: 30)) #\(scored.classIndex)")

@@ -1,5 +1,19 @@
 import Foundation
-import InferenceEngines
+import SystemSupport
+
+/// The one line of progress on standard error, drawn over itself, and only on a terminal:
+/// `classify`'s bar and `bench`'s running count both draw through it.
+enum StatusLine {
+    static let enabled = isatty(STDERR_FILENO) == 1
+
+    static func draw(_ text: String) {
+        if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K\(text)".utf8)) }
+    }
+
+    static func clear() {
+        if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+}
 
 /// A one-line progress bar on standard error, drawn only on a terminal and only for runs long
 /// enough to need one.
@@ -12,7 +26,7 @@ struct ProgressBar {
 
     init(total: Int, minimumTotal: Int = 8) {
         self.total = total
-        enabled = total >= minimumTotal && isatty(STDERR_FILENO) == 1
+        enabled = total >= minimumTotal && StatusLine.enabled
     }
 
     mutating func advance() {
@@ -25,11 +39,11 @@ struct ProgressBar {
         let rate = Double(done) / max(elapsed, 1e-9)
         let remaining = Double(total - done) / max(rate, 1e-9)
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-        FileHandle.standardError.write(Data(String(format: "\r[%@] %d/%d  %.1f img/s  %.0f s left ", bar, done, total, rate, remaining).utf8))
+        StatusLine.draw(String(format: "[%@] %d/%d  %.1f img/s  %.0f s left", bar, done, total, rate, remaining))
     }
 
     /// Clears the bar so other output can be written; the next `advance` draws it again.
     func clear() {
-        if enabled && done > 0 { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        if enabled && done > 0 { StatusLine.clear() }
     }
 }

@@ -92,13 +92,19 @@ struct PoolSelection: ParsableArguments {
         guard maxRequestsPerWorker.map({ $0 >= 1 }) ?? true else { throw ValidationError("--max-requests-per-worker must be at least 1") }
     }
 
-    /// Workers and threads from what was given: pinned single-thread workers by default,
-    /// since two pinned 1-thread engines outrun one 2-thread engine (docs/PERFORMANCE.md).
-    func configuration(entry: CatalogEntry, engine: EngineSelection) throws -> PoolConfiguration {
+    /// Workers and threads from what was given (`threads` 0: not given): pinned single-thread
+    /// workers by default, since two pinned 1-thread engines outrun one 2-thread engine
+    /// (docs/PERFORMANCE.md); with only one of the two, the other fills the available CPUs.
+    func shape(threads: Int) -> (workers: Int, threads: Int) {
         let cpus = availableCPUs().count
-        let threads = engine.threads > 0 ? engine.threads : max(1, cpus / (workers ?? cpus))
+        let threads = threads > 0 ? threads : max(1, cpus / (workers ?? cpus))
+        return (workers ?? max(1, cpus / threads), threads)
+    }
+
+    func configuration(entry: CatalogEntry, engine: EngineSelection) throws -> PoolConfiguration {
+        let (workers, threads) = shape(threads: engine.threads)
         var configuration = try PoolConfiguration(
-            entry: entry, engine: engine.options, workers: workers ?? max(1, cpus / threads), threadsPerWorker: threads,
+            entry: entry, engine: engine.options, workers: workers, threadsPerWorker: threads,
             maxBatch: maxBatch, batchDelay: .microseconds(Int64(batchDelay * 1000)))
         configuration.maxRequestsPerWorker = maxRequestsPerWorker
         configuration.oversubscribe = oversubscribe

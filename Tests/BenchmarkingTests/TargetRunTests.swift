@@ -50,7 +50,7 @@ import WorkerPool
             target: target, workload: try Self.workload(workload), load: .closed(concurrency: 2), limits: Self.limits,
             progress: { update in progress.withLock { $0.append(update) } })
         Self.expectSound(measurement, imagesPerRequest: batch)
-        #expect(Set(measurement.stages.keys) == ["queue", "decode", "inference"])
+        #expect(Set(measurement.stages.keys) == ["queue", "decode", "preprocess", "inference"])
         let resources = measurement.resources
         #expect(resources.front?.pid == getpid() && resources.workers.isEmpty && resources.client == nil)
         #expect((resources.front?.peakRSSBytes ?? 0) > 10 << 20)
@@ -81,7 +81,7 @@ import WorkerPool
         let workers = pool.status.workers.map(\.pid)
         await pool.shutdown()
         Self.expectSound(measurement)
-        #expect(Set(measurement.stages.keys) == ["queue", "decode", "inference", "handoff"])
+        #expect(Set(measurement.stages.keys) == ["queue", "decode", "preprocess", "inference", "handoff"])
         let resources = measurement.resources
         #expect(resources.front?.pid == getpid())
         #expect(resources.workers.map(\.pid) == workers.sorted())
@@ -96,7 +96,7 @@ import WorkerPool
                                                limits: Self.limits)
         await target.close()
         Self.expectSound(measurement)
-        #expect(Set(measurement.stages.keys) == ["queue", "decode", "inference"], "from the server's Server-Timing header")
+        #expect(Set(measurement.stages.keys) == ["queue", "decode", "preprocess", "inference", "handoff"], "from the server's Server-Timing header")
         let resources = measurement.resources
         #expect(resources.front?.pid == server.process.processIdentifier)
         #expect(resources.workers.count == 2, "the server's two workers")

@@ -94,12 +94,3 @@ import Testing
         return BenchRun(configuration: BenchConfiguration(workers: label, threads: 1, batch: 1), readySeconds: 1, measurement: measurement)
     }
 }
-
-@Suite struct ServerTimingTests {
-    @Test func readsTheStagesAServerReports() {
-        let stages = HTTPTarget.stageTimes(serverTiming: "queue;dur=0.250, decode;dur=2.000, inference;desc=\"engine\";dur=9.5, total;dur=12")
-        #expect(stages == [.queue: 0.00025, .decode: 0.002, .inference: 0.0095])
-        #expect(HTTPTarget.stageTimes(serverTiming: nil).isEmpty)
-        #expect(HTTPTarget.stageTimes(serverTiming: "garbage;;dur=x,,").isEmpty)
-    }
-}

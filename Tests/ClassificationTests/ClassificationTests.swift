@@ -43,7 +43,8 @@ import Testing
         #expect(catClasses.contains(cat.top[0].classIndex), "\(cat.top)")
         let coffee = try classifier.classify(try Fixtures.sample("coffee.png"), top: 5)
         #expect(!coffeeClasses.isDisjoint(with: coffee.top.map(\.classIndex)), "\(coffee.top)")
-        #expect(cat.timings.total >= cat.timings.inference && cat.timings.inference > 0)
+        let inference = try #require(cat.stages[.inference])
+        #expect(cat.totalSeconds >= inference + (cat.stages[.decode] ?? 0) && inference > 0)
         #expect(cat.image.info == ImageInfo(format: .png, width: 451, height: 300))
     }
 
@@ -61,4 +62,25 @@ import Testing
 
 extension EngineOptions: CustomTestStringConvertible {
     public var testDescription: String { "\(kind.rawValue) \(precision.rawValue)" }
+}
+
+@Suite struct StageTimesTests {
+    @Test func readsTheStagesAServerReports() {
+        let stages = StageTimes(serverTiming: "queue;dur=0.250, decode;dur=2.000, inference;desc=\"engine\";dur=9.5, total;dur=12")
+        #expect(stages == StageTimes([.queue: 0.00025, .decode: 0.002, .inference: 0.0095]))
+        #expect(StageTimes(serverTiming: "").seconds.isEmpty)
+        #expect(StageTimes(serverTiming: "garbage;;dur=x,,").seconds.isEmpty)
+    }
+
+    @Test func serverTimingRoundTripsInStageOrder() {
+        let stages = StageTimes([.inference: 0.0095, .queue: 0.00025, .preprocess: 0.001])
+        #expect(stages.serverTiming == "queue;dur=0.250, preprocess;dur=1.000, inference;dur=9.500")
+        #expect(StageTimes(serverTiming: stages.serverTiming) == stages)
+    }
+
+    @Test func aRequestOfManySamplesTakesEachStagesSlowest() {
+        let first = StageTimes([.queue: 1, .decode: 5]), second = StageTimes([.queue: 3, .inference: 2])
+        #expect(first.slowest(second) == StageTimes([.queue: 3, .decode: 5, .inference: 2]))
+        #expect(first.merging(second) == StageTimes([.queue: 4, .decode: 5, .inference: 2]))
+    }
 }

@@ -8,25 +8,6 @@ import Testing
 let sampleCount = 3 * 224 * 224
 
 @Suite(.serialized) struct ServerTests {
-    @Test func healthAndMetadata() throws {
-        let server = try ServerHarness()
-        defer { server.stop() }
-        #expect(try server.request("GET", "/v2/health/live").status == 200)
-        #expect(try server.request("GET", "/v2/health/ready").status == 200)
-        let metadata = try #require(try server.request("GET", "/v2").json)
-        #expect(metadata["name"] as? String == "visionpool")
-        #expect((metadata["extensions"] as? [String])?.contains("classification") == true)
-        let model = try #require(try server.request("GET", "/v2/models/efficientnet-lite0").json)
-        let inputs = try #require(model["inputs"] as? [[String: Any]])
-        #expect(inputs.first?["name"] as? String == "input" && inputs.first?["datatype"] as? String == "FP32")
-        #expect((inputs.first?["shape"] as? [Int]) == [-1, 3, 224, 224])
-        #expect(try server.request("GET", "/v2/models/efficientnet-lite0/ready").status == 200)
-        let unknown = try server.request("GET", "/v2/models/../etc/passwd")
-        #expect(unknown.status == 404)
-        let missing = try server.request("GET", "/v2/models/nope")
-        #expect(missing.status == 404 && (missing.json?["error"] as? String)?.contains("nope") == true)
-    }
-
     @Test func readyOnlyOnceThePoolIsUp() throws {
         // A cold compile of four batch sizes keeps the pool busy well after the socket is bound.
         let cache = try Fixtures.temporaryDirectory()
@@ -69,53 +50,6 @@ let sampleCount = 3 * 224 * 224
         #expect(!coffeeClasses.isDisjoint(with: classes[5...]), "\(strings)")
     }
 
-    @Test func fp32TensorsAsJSONAndAsBinaryAgree() throws {
-        let server = try ServerHarness(["--model", "tiny"])
-        defer { server.stop() }
-        let values = (0..<sampleCount).map { Float($0 % 251) / 251 - 0.5 }
-        let asJSON = try server.json("/v2/models/tiny/infer", [
-            "inputs": [["name": "input", "shape": [1, 3, 224, 224], "datatype": "FP32", "data": values.map(Double.init)]],
-        ])
-        #expect(asJSON.status == 200, "\(String(decoding: asJSON.body, as: UTF8.self))")
-        let jsonScores = try #require(((asJSON.json?["outputs"] as? [[String: Any]])?.first?["data"] as? [NSNumber])?.map(\.floatValue))
-        #expect(jsonScores.count == 1000)
-
-        let raw = values.withUnsafeBufferPointer { Data(buffer: $0) }
-        let (body, headers) = try binaryBody([
-            "inputs": [["name": "input", "shape": [1, 3, 224, 224], "datatype": "FP32", "parameters": ["binary_data_size": raw.count]]],
-            "outputs": [["name": "logits", "parameters": ["binary_data": true]]],
-        ], raw)
-        let asBinary = try server.request("POST", "/v2/models/tiny/infer", body: body, headers: headers)
-        #expect(asBinary.status == 200)
-        let jsonLength = try #require(asBinary.headers["inference-header-content-length"].flatMap(Int.init))
-        let output = try #require((asBinary.json?["outputs"] as? [[String: Any]])?.first)
-        #expect((output["parameters"] as? [String: Any])?["binary_data_size"] as? Int == 4000)
-        let binaryScores = asBinary.body.dropFirst(jsonLength).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-        #expect(binaryScores.count == 1000)
-        #expect(zip(binaryScores, jsonScores).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($0)) })
-    }
-
-    @Test func curlFriendlyClassifyIsCountedInMetrics() throws {
-        let server = try ServerHarness()
-        defer { server.stop() }
-        let reply = try server.request("POST", "/v1/classify?top=3", body: try Fixtures.sample("chelsea.png"))
-        #expect(reply.status == 200)
-        let top = try #require(reply.json?["top"] as? [[String: Any]])
-        #expect(top.count == 3 && catClasses.contains(top[0]["class_index"] as? Int ?? -1))
-
-        _ = try server.request("POST", "/v1/classify", body: try Fixtures.image("bomb.png"))
-        let metrics = String(decoding: try server.request("GET", "/metrics").body, as: UTF8.self)
-        for line in [
-            #"visionpool_requests_total{model="efficientnet-lite0",outcome="200"} 1"#,
-            #"visionpool_requests_total{model="efficientnet-lite0",outcome="413"} 1"#,
-            #"visionpool_pool_healthy{model="efficientnet-lite0"} 1.0"#,
-            #"visionpool_workers_ready{model="efficientnet-lite0"} 2.0"#,
-            #"visionpool_stage_seconds_count{model="efficientnet-lite0",stage="inference"} 1"#,
-        ] {
-            #expect(metrics.contains(line), "\(line)")
-        }
-    }
-
     /// A binary-extension header announcing 100 bytes that never come.
     static let claimsMissingBytes = Data(#"{"inputs":[{"name":"input","shape":[1],"datatype":"BYTES","parameters":{"binary_data_size":100}}]}"#.utf8)
 
@@ -145,29 +79,6 @@ let sampleCount = 3 * 224 * 224
         nanTensor,
         ("/v2/models/nope/infer", Data("{}".utf8), [:], 404, "nope"),
     ]
-
-    @Test func badRequestsGetAPrecise4xxAndTheServerStaysUp() throws {
-        let server = try ServerHarness(["--model", "tiny"])
-        defer { server.stop() }
-        for bad in Self.badRequests {
-            let reply = try server.request("POST", bad.path, body: bad.body, headers: bad.headers)
-            let text = String(decoding: reply.body, as: UTF8.self)
-            #expect(reply.status == bad.status, "\(bad.path) \(text)")
-            #expect((reply.json?["error"] as? String)?.contains(bad.message) == true, "\(bad.path) \(text)")
-        }
-        #expect(try server.request("GET", "/v2/health/ready").status == 200)
-    }
-
-    @Test func badImagesAreRefusedPrecisely() throws {
-        let server = try ServerHarness(["--model", "tiny"])
-        defer { server.stop() }
-        for (name, status) in [("truncated.jpg", 400), ("garbage.bin", 400), ("bomb.png", 413), ("bomb.jpg", 413), ("empty.jpg", 400)] {
-            let reply = try server.request("POST", "/v1/classify", body: try Fixtures.image(name))
-            #expect(reply.status == status, "\(name): \(String(decoding: reply.body, as: UTF8.self))")
-            #expect(reply.json?["error"] is String, "\(name)")
-        }
-        #expect(try server.request("POST", "/v1/classify", body: try Fixtures.image("cat.jpg")).status == 200)
-    }
 
     @Test func aPassedDeadlineGets504AndTheServerStaysUp() throws {
         let server = try ServerHarness(["--model", "resnet50", "--request-timeout", "1"])

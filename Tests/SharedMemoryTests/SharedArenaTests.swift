@@ -1,4 +1,5 @@
 import CLinuxShims
+import CPoolWire
 import Glibc
 import SharedMemory
 import SystemPackage

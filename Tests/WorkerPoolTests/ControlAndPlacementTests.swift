@@ -1,4 +1,5 @@
 import CLinuxShims
+import CPoolWire
 import SharedMemory
 import SystemPackage
 import Testing

@@ -1,3 +1,4 @@
+import Classification
 import Foundation
 import Synchronization
 
@@ -217,7 +218,7 @@ private final class Tally: Sendable {
             guard ticket.measured else { return }
             state.completed += 1
             state.latency.record(seconds: latency.seconds)
-            for (stage, seconds) in stages { state.stages[stage, default: LatencyRecorder()].record(seconds: seconds) }
+            for (stage, seconds) in stages.seconds { state.stages[stage, default: LatencyRecorder()].record(seconds: seconds) }
             state.lastAnswer = max(state.lastAnswer ?? now, now)
         }
     }

@@ -1,3 +1,4 @@
+import Classification
 import Foundation
 
 extension BenchReport {

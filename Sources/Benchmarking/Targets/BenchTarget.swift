@@ -1,20 +1,5 @@
+import Classification
 import Foundation
-
-/// A stage of a request whose time a target can report.
-public enum Stage: String, CaseIterable, Codable, Sendable {
-    /// Waiting for the engine, or for a slot and a free worker (a batch sent to a busy
-    /// worker waits in its control socket).
-    case queue
-    /// Decoding, resizing and normalizing the image (zero for tensors).
-    case decode
-    /// The engine's own time.
-    case inference
-    /// The pool's hand-back: the worker's reply reaching the front, and the request being woken.
-    case handoff
-}
-
-/// Where one request's time went, in seconds, as far as the target can tell.
-public typealias StageTimes = [Stage: Double]
 
 /// The processes that do a target's work, whose CPU time and memory a run reports.
 public struct ServingProcesses: Sendable, Equatable {

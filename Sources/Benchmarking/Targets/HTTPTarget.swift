@@ -1,3 +1,4 @@
+import Classification
 import AsyncHTTPClient
 import CLinuxShims
 import Foundation
@@ -103,7 +104,7 @@ public final class HTTPTarget: BenchTarget {
         guard response.status == .ok else {
             throw HTTPTargetError("HTTP \(response.status.code): \(String(buffer: answer).prefix(200))")
         }
-        return Self.stageTimes(serverTiming: response.headers.first(name: "Server-Timing"))
+        return StageTimes(serverTiming: response.headers.first(name: "Server-Timing") ?? "")
     }
 
     /// The JSON part of an inference request; the binary payload follows it. Images ask for
@@ -129,19 +130,6 @@ public final class HTTPTarget: BenchTarget {
     public func servingProcesses() -> ServingProcesses {
         guard let serverPID else { return ServingProcesses(front: nil, workers: []) }
         return ServingProcesses(front: serverPID, workers: ProcessTable.children(of: serverPID))
-    }
-
-    /// Reads `queue;dur=0.1, decode;dur=2.0, inference;dur=9.5` (milliseconds).
-    static func stageTimes(serverTiming: String?) -> StageTimes {
-        var stages: StageTimes = [:]
-        for metric in (serverTiming ?? "").split(separator: ",") {
-            let fields = metric.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
-            guard let stage = fields.first.flatMap(Stage.init(rawValue:)),
-                  let duration = fields.dropFirst().first(where: { $0.hasPrefix("dur=") }).flatMap({ Double($0.dropFirst(4)) })
-            else { continue }
-            stages[stage] = duration / 1000
-        }
-        return stages
     }
 
     private static func waitUntilReady(_ client: HTTPClient, base: String, within limit: Duration) async throws {

@@ -1,3 +1,4 @@
+import Classification
 import Foundation
 import ImagePipeline
 import InferenceEngines
@@ -47,25 +48,26 @@ public final class InProcessTarget: BenchTarget {
         }
 
         func run(_ items: [WorkloadItem], handedOver: ContinuousClock.Instant) throws -> StageTimes {
-            let start = ContinuousClock.now
+            var stages = StageTimes([.queue: (ContinuousClock.now - handedOver).seconds])
             let sampleCount = engine.model.sampleInputCount
             for (index, item) in items.enumerated() {
                 let sample = UnsafeMutableBufferPointer(rebasing: input[index * sampleCount..<(index + 1) * sampleCount])
-                try write(item, into: sample, spec: spec)
+                stages = stages.merging(try item.payload.written(into: sample, spec: spec))
             }
-            let decoded = ContinuousClock.now
+            let inferenceStart = ContinuousClock.now
             try engine.infer(batch: batch, input: input, output: output)
-            return [.queue: (start - handedOver).seconds, .decode: (decoded - start).seconds, .inference: (ContinuousClock.now - decoded).seconds]
+            stages[.inference] = (ContinuousClock.now - inferenceStart).seconds
+            return stages
         }
     }
 }
 
-/// Writes one item's model-ready tensor into `tensor`: decoded there, or copied.
-func write(_ item: WorkloadItem, into tensor: UnsafeMutableBufferPointer<Float>, spec: PreprocessSpec) throws {
-    switch item.payload {
-    case .tensor(let values):
-        _ = tensor.initialize(from: values)
-    case .image(let data):
-        _ = try data.withUnsafeBytes { bytes in try ImagePreprocessor.preprocess(bytes, spec: spec, into: tensor) }
+extension ModelInput {
+    /// Writes the tensor into `tensor` and says how long each stage took: the decoder's own
+    /// decode and preprocess times for an image, the copy as preprocessing for a tensor.
+    func written(into tensor: UnsafeMutableBufferPointer<Float>, spec: PreprocessSpec) throws -> StageTimes {
+        let start = ContinuousClock.now
+        if let report = try write(into: tensor, spec: spec) { return StageTimes(report) }
+        return StageTimes([.decode: 0, .preprocess: (ContinuousClock.now - start).seconds])
     }
 }

@@ -1,3 +1,4 @@
+import Classification
 import SystemSupport
 import Foundation
 import ImagePipeline
@@ -16,21 +17,14 @@ public struct PoolTarget: BenchTarget {
     }
 
     public func send(_ items: [WorkloadItem]) async throws -> StageTimes {
-        var decode = 0.0
+        var written = StageTimes()
         let receipt = try await pool.infer(
-            prepare: { slot in
-                let start = ContinuousClock.now
-                try write(items[0], into: slot, spec: spec)
-                decode = (ContinuousClock.now - start).seconds
-            },
+            prepare: { slot in written = try items[0].payload.written(into: slot, spec: spec) },
             consume: { _, receipt in receipt })
         let woken = monotonicNanoseconds()
-        let wake = woken > receipt.completedAt ? Double(woken - receipt.completedAt) / 1e9 : 0
-        // A batch sent to a busy worker waits in its socket until the one before is done: that is queueing too.
-        return [
-            .queue: receipt.queueSeconds + receipt.toWorkerSeconds, .decode: decode, .inference: receipt.inferenceSeconds,
-            .handoff: receipt.fromWorkerSeconds + wake,
-        ]
+        // The request is woken after the reply is in: that is hand-off too.
+        let wake = StageTimes([.handoff: woken > receipt.completedAt ? Double(woken - receipt.completedAt) / 1e9 : 0])
+        return written.merging(receipt.stages).merging(wake)
     }
 
     public func servingProcesses() -> ServingProcesses {

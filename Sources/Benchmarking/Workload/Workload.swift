@@ -1,24 +1,13 @@
+import Classification
 import Foundation
 import ImagePipeline
 
-/// What one image of a request carries.
-public enum Payload: Sendable {
-    /// A model-ready tensor for one sample: no decoding.
-    case tensor([Float])
-    /// An encoded image file, decoded by whatever serves it.
-    case image(Data)
-}
-
+/// One image of a request: an encoded file, or a model-ready tensor.
 public struct WorkloadItem: Sendable {
     public var name: String
-    public var payload: Payload
+    public var payload: ModelInput
 
-    public var bytes: Int {
-        switch payload {
-        case .tensor(let values): values.count * MemoryLayout<Float>.size
-        case .image(let data): data.count
-        }
-    }
+    public var bytes: Int { payload.bytes }
 }
 
 /// One kind of input and its share of the requests.
@@ -120,7 +109,7 @@ extension Workload {
         try Workload(sources: parse(text).map { (name, weight) throws(WorkloadError) in
             switch name {
             case "tensor":
-                return WorkloadSource(name: name, weight: weight, items: [WorkloadItem(name: "tensor", payload: .tensor(patternTensor(count: sampleShape.reduce(1, *))))])
+                return WorkloadSource(name: name, weight: weight, items: [WorkloadItem(name: "tensor", payload: .tensor(patternTensor(count: sampleShape.reduce(1, *))[...]))])
             case "imagenet", "camera":
                 let folder = benchDirectory.appendingPathComponent(name).path
                 guard FileManager.default.fileExists(atPath: folder) else {

@@ -4,7 +4,6 @@ import Foundation
 import Glibc
 import Hummingbird
 import HummingbirdCore
-import InferenceEngines
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -90,12 +89,12 @@ public enum InferenceServer {
             close(lock)
         }
         try prepareSocketPath(configuration.socketPath)
-        let largestRequest = configuration.maxBodyBytes + service.maxSamplesPerRequest * service.sampleShape.reduce(1, *) * MemoryLayout<Float>.size
+        let largestRequest = configuration.maxBodyBytes + service.maxSamplesPerRequest * service.manifest.input.shape.reduce(1, *) * MemoryLayout<Float>.size
         let memory = MemoryBudget(limit: configuration.maxInflightBytes ?? MemoryBudget.defaultLimit(largestRequest: largestRequest))
         logger.info("requests in flight may hold \(memory.limit >> 20) MiB (--max-inflight-bytes \(memory.limit))")
         let router = makeRouter(
-            service: service, maxBodyBytes: configuration.maxBodyBytes, memory: memory, defaultTimeout: configuration.requestTimeout,
-            metrics: ServerMetrics.bootstrap(model: service.name), accessLog: configuration.accessLog)
+            model: service, settings: RouteSettings(maxBodyBytes: configuration.maxBodyBytes, memory: memory, requestTimeout: configuration.requestTimeout),
+            metrics: ServerMetrics(model: service.name), accessLog: configuration.accessLog)
         let stop = StopRequest(gracePeriod: configuration.gracefulTimeout)
         var services: [any Service] = [PoolService(classifier: service.classifier, stop: stop, logger: logger)]
         if let host = configuration.tcpHost, let port = configuration.tcpPort {

@@ -1,10 +1,11 @@
+import Classification
 import Foundation
 import Hummingbird
 
 /// An `infer` request, parsed and checked: JSON alone, or JSON followed by raw tensor bytes
 /// (the binary tensor data extension, `Inference-Header-Content-Length`).
-struct InferRequest {
-    enum Samples {
+public struct InferRequest {
+    public enum Samples: Sendable {
         /// FP32 tensors, `count` samples of the model's input shape, flattened.
         case tensors(count: Int, values: [Float])
         /// Encoded images (JPEG, PNG, …), one per sample.
@@ -14,6 +15,14 @@ struct InferRequest {
             switch self {
             case .tensors(let count, _): count
             case .images(let images): images.count
+            }
+        }
+
+        /// Sample `index`, whose tensor holds `sampleSize` floats.
+        func input(_ index: Int, sampleSize: Int) -> ModelInput {
+            switch self {
+            case .tensors(_, let values): .tensor(values[index * sampleSize..<(index + 1) * sampleSize])
+            case .images(let images): .image(images[index])
             }
         }
     }

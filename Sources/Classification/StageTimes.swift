@@ -1,0 +1,71 @@
+import Foundation
+import ImagePipeline
+
+/// A stage of one request whose time is measured, the same on every path: the command line,
+/// the server (reported in `Server-Timing`) and the benchmark's targets.
+public enum Stage: String, CaseIterable, Codable, Sendable {
+    /// Waiting for a slot and a free worker (a batch sent to a busy worker waits in its
+    /// control socket), or for the engine in this process.
+    case queue
+    /// Decoding the image to pixels (zero for tensors).
+    case decode
+    /// Resizing, cropping and normalizing into the tensor.
+    case preprocess
+    /// The engine's own time.
+    case inference
+    /// The pool's hand-back: the worker's reply reaching the front and the request being woken.
+    case handoff
+}
+
+/// Seconds one request spent in each stage; a stage its path cannot see is absent.
+public struct StageTimes: Sendable, Equatable {
+    public var seconds: [Stage: Double]
+
+    public init(_ seconds: [Stage: Double] = [:]) {
+        self.seconds = seconds
+    }
+
+    /// The decode and preprocess stages of one image's report.
+    public init(_ report: PreprocessReport) {
+        self.init([.decode: report.decodeSeconds, .preprocess: report.resizeSeconds + report.normalizeSeconds])
+    }
+
+    public subscript(stage: Stage) -> Double? {
+        get { seconds[stage] }
+        set { seconds[stage] = newValue }
+    }
+
+    /// These times and `other`'s together: of two paths' stages, or one stage's parts (summed).
+    public func merging(_ other: StageTimes) -> StageTimes {
+        StageTimes(seconds.merging(other.seconds, uniquingKeysWith: +))
+    }
+
+    /// Per stage, the longer of the two: a request of several samples waits for its slowest.
+    public func slowest(_ other: StageTimes) -> StageTimes {
+        StageTimes(seconds.merging(other.seconds, uniquingKeysWith: max))
+    }
+
+    /// The W3C `Server-Timing` value, durations in milliseconds, stages in their order.
+    public var serverTiming: String {
+        Stage.allCases.compactMap { stage in seconds[stage].map { "\(stage.rawValue);dur=\(String(format: "%.3f", $0 * 1000))" } }
+            .joined(separator: ", ")
+    }
+
+    /// Reads a `Server-Timing` value such as `queue;dur=0.1, decode;dur=2.0`; unknown metrics are skipped.
+    public init(serverTiming: String) {
+        var seconds: [Stage: Double] = [:]
+        for metric in serverTiming.split(separator: ",") {
+            let fields = metric.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard let stage = fields.first.flatMap(Stage.init(rawValue:)),
+                  let duration = fields.dropFirst().first(where: { $0.hasPrefix("dur=") }).flatMap({ Double($0.dropFirst(4)) })
+            else { continue }
+            seconds[stage] = duration / 1000
+        }
+        self.init(seconds)
+    }
+
+    /// Milliseconds by stage name, for JSON replies.
+    public var milliseconds: [String: Double] {
+        Dictionary(uniqueKeysWithValues: seconds.map { ($0.key.rawValue, $0.value * 1000) })
+    }
+}

@@ -1,0 +1,48 @@
+import Classification
+import Foundation
+import ModelCatalog
+import WorkerPool
+
+/// What the routes need from the model they serve: its manifest, its health, and a way to
+/// turn samples into scores. `ModelService` serves one catalog model on a worker pool.
+public protocol ServedModel: Sendable {
+    var manifest: ModelManifest { get }
+    /// Images or tensors accepted in one request.
+    var maxSamplesPerRequest: Int { get }
+    /// Whether requests can be served now (readiness).
+    var isReady: Bool { get }
+    /// False only when the model cannot recover by itself (liveness).
+    var isLive: Bool { get }
+    /// Whether inference is taken now: a draining server still serves what reaches it.
+    var acceptsInference: Bool { get }
+    /// Why the model is not ready, for a probe's or a refused request's answer.
+    var readinessProblem: String { get }
+    /// The pool's state, for the metrics.
+    var poolStatus: PoolStatus { get }
+
+    /// Bytes decoding `images` will hold in the front, read from their headers.
+    func decodingBytes(_ images: [Data]) -> Int
+    /// Every sample's scores, row by row in order, with the slowest sample's time per stage.
+    func scores(for samples: InferRequest.Samples, metrics: ServerMetrics) async throws -> (scores: [Float], stages: StageTimes)
+    /// The top `k` classes of one row of scores.
+    func topClasses(_ scores: ArraySlice<Float>, k: Int) -> [ScoredClass]
+}
+
+extension ServedModel {
+    var name: String { manifest.name }
+    var classes: Int { manifest.output.classes }
+
+    /// The model metadata of the protocol: name, versions, platform, inputs and outputs.
+    var metadata: [String: Any] {
+        [
+            "name": manifest.name, "versions": ["1"], "platform": "onnx",
+            "inputs": [["name": manifest.input.name, "datatype": manifest.input.datatype, "shape": [-1] + manifest.input.shape]],
+            "outputs": [["name": manifest.output.name, "datatype": "FP32", "shape": [-1, manifest.output.classes]]],
+        ]
+    }
+
+    /// "score:index:label" strings, most likely first, as the classification extension writes them.
+    func classificationStrings(_ scores: ArraySlice<Float>, top k: Int) -> [String] {
+        topClasses(scores, k: k).map { "\(String(format: "%.6f", $0.score)):\($0.classIndex):\($0.label)" }
+    }
+}

@@ -1,0 +1,188 @@
+import Classification
+import Foundation
+import HTTPTypes
+import Hummingbird
+import ImagePipeline
+import Logging
+import NIOCore
+import Synchronization
+import WorkerPool
+
+/// The one path from an HTTP request to the pool, shared by KServe `infer` and `/v1/classify`:
+/// refuse at once while nothing can serve, collect the body under the memory budget, reserve
+/// what decoding will hold, run every sample within the request's deadline (cancelled when
+/// the client hangs up), and map what the pool and the decoder throw to statuses. Stage times
+/// go to the metrics here, once, for both routes.
+struct InferencePath<Model: ServedModel>: Sendable {
+    let model: Model
+    let settings: RouteSettings
+    let metrics: ServerMetrics
+
+    /// Inference waits for no warm-up: until a worker is ready, clients are told to come back.
+    func requireServing() throws(ServerError) {
+        guard model.acceptsInference else {
+            var error = ServerError(.serviceUnavailable, "model \(model.name) is not ready: \(model.readinessProblem)")
+            error.headers[.retryAfter] = "1"
+            throw error
+        }
+    }
+
+    /// The request's body, reserved in the memory budget; the caller releases the reservation.
+    func body(of request: Request) async throws -> (Data, MemoryReservation) {
+        try await collect(request, limit: settings.maxBodyBytes, memory: settings.memory)
+    }
+
+    /// Every sample's scores and the request's stage times. `timeoutParameter` is the
+    /// protocol's `timeout` (microseconds), when the body had one.
+    func scores(
+        for samples: InferRequest.Samples, request: Request, context: ConnectionContext, timeoutParameter: Int? = nil, held: MemoryReservation
+    ) async throws -> (scores: [Float], stages: StageTimes) {
+        if case .images(let images) = samples {
+            try held.grow(by: model.decodingBytes(images), for: images.count == 1 ? "decoding the image" : "decoding \(images.count) images")
+        }
+        let timeout = try requestTimeout(request, parameter: timeoutParameter, default: settings.requestTimeout)
+        let (model, metrics) = (self.model, self.metrics)
+        return try await run(within: timeout, context: context) { try await model.scores(for: samples, metrics: metrics) }
+    }
+}
+
+/// The whole body, or 413 past `limit`; reserved in `memory` before any of it is read (its
+/// Content-Length, else the limit), and the reservation trimmed to the body once it is in.
+/// The caller releases the reservation when the request ends.
+private func collect(_ request: Request, limit: Int, memory: MemoryBudget) async throws -> (Data, MemoryReservation) {
+    var request = request
+    let tooLarge = ServerError(.contentTooLarge, "the request body is over the \(limit)-byte limit")
+    let declared = request.headers[.contentLength].flatMap(Int.init)
+    if let declared, declared > limit { throw tooLarge }
+    let held = try memory.reserve(declared ?? limit, for: "the request body")
+    do {
+        var buffer = try await request.collectBody(upTo: limit)
+        // The buffer's own storage, not a copy of it.
+        let body = buffer.readData(length: buffer.readableBytes, byteTransferStrategy: .noCopy) ?? Data()
+        held.shrink(to: body.count)
+        return (body, held)
+    } catch is NIOTooManyBytesError {
+        held.release()
+        throw tooLarge
+    } catch {
+        held.release()
+        throw ServerError.badRequest("the request body could not be read: \(error)")
+    }
+}
+
+/// The request's deadline: the `Timeout-Ms` header, else the protocol's `timeout` parameter
+/// (microseconds, as Triton reads it), else the server's `--request-timeout`, which is also
+/// the most a client may ask for.
+private func requestTimeout(_ request: Request, parameter microseconds: Int?, default limit: Duration) throws -> Duration {
+    if let header = request.headers[.timeoutMilliseconds] {
+        guard let milliseconds = Int(header), milliseconds > 0 else { throw ServerError.badRequest("Timeout-Ms must be a positive number of milliseconds") }
+        return min(.milliseconds(milliseconds), limit)
+    }
+    if let microseconds {
+        guard microseconds > 0 else { throw ServerError.badRequest("the timeout parameter must be a positive number of microseconds") }
+        return min(.microseconds(microseconds), limit)
+    }
+    return limit
+}
+
+/// Answers with `body`'s result, or 504 once `timeout` passes, or 499 (for the metrics) when
+/// the client hangs up, whichever comes first. The late or abandoned work is cancelled: still waiting for a slot, it is dropped; already on a worker, it
+/// finishes there and its slot is freed, but nobody waits for it.
+/// Maps what the pool and the decoder throw to the statuses a client can act on.
+private func run<Result: Sendable>(
+    within timeout: Duration, context: ConnectionContext, _ body: @escaping @Sendable () async throws -> Result
+) async throws -> Result {
+    let logger = context.logger
+    do {
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Result, Error>) in
+            let answer = FirstAnswer(continuation)
+            // The timer ends with the request: it is cancelled as soon as the work answers.
+            let timer = Task {
+                try await Task.sleep(for: timeout)
+                return answer.resume(with: .failure(ServerError(.gatewayTimeout, "the request did not finish within its \(timeout) deadline")))
+            }
+            let work = Task {
+                do {
+                    answer.resume(with: .success(try await body()))
+                } catch {
+                    answer.resume(with: .failure(error))
+                }
+                timer.cancel()
+            }
+            Task {
+                if (try? await timer.value) == true { work.cancel() }
+            }
+            // A client that hangs up takes its work with it: still waiting for a slot, it leaves the line.
+            context.channel.closeFuture.whenComplete { _ in
+                if answer.resume(with: .failure(ServerError(.clientClosedRequest, "the client closed the connection"))) { work.cancel() }
+                timer.cancel()
+            }
+        }
+    } catch let error as ServerError {
+        throw error
+    } catch let error as ImageDecodingError {
+        throw imageRefused(error, logger: logger)
+    } catch let error as PoolError {
+        throw unavailable(error)
+    } catch {
+        // The details are for the operator, not the client.
+        logger.error("request failed inside the server: \(error)")
+        throw ServerError(.internalServerError, "the request failed inside the server; its log says why")
+    }
+}
+
+/// An image the client sent that cannot be used is its fault (4xx); a decoder that failed
+/// on the server's side (out of memory, an internal error) is the server's (500).
+private func imageRefused(_ error: ImageDecodingError, logger: Logger) -> ServerError {
+    switch error.kind {
+    case .tooLarge: return ServerError(.contentTooLarge, error.message)
+    case .decoderFailure, .invalidArgument:
+        logger.error("image decoder failed: \(error.message)")
+        return ServerError(.internalServerError, "the image decoder failed on the server; its log says why")
+    case .empty, .unsupportedFormat, .truncated, .corrupt: return ServerError.badRequest(error.message)
+    }
+}
+
+/// 503 while the pool cannot serve (with `Retry-After` when it is only busy); 500 when the
+/// work itself failed.
+private func unavailable(_ error: PoolError) -> ServerError {
+    switch error {
+    case .overloaded, .unavailable, .stopped, .startFailed:
+        var reply = ServerError(.serviceUnavailable, error.description)
+        reply.headers[.retryAfter] = "1"
+        return reply
+    case .timedOut:
+        return ServerError(.gatewayTimeout, error.description)
+    case .inferenceFailed, .invalidConfiguration:
+        return ServerError(.internalServerError, error.description)
+    }
+}
+
+/// Resumes a continuation once: the first of several racing answers wins.
+private final class FirstAnswer<Result: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<Result, Error>?>
+
+    init(_ continuation: CheckedContinuation<Result, Error>) {
+        self.continuation = Mutex(continuation)
+    }
+
+    /// True when this answer was the first.
+    @discardableResult
+    func resume(with result: Swift.Result<Result, Error>) -> Bool {
+        guard let continuation = self.continuation.withLock({ value -> CheckedContinuation<Result, Error>? in
+            defer { value = nil }
+            return value
+        }) else { return false }
+        continuation.resume(with: result)
+        return true
+    }
+}
+
+extension HTTPField.Name {
+    /// The binary tensor data extension's header: the length of the JSON part of the body.
+    static let inferenceHeaderContentLength = HTTPField.Name("Inference-Header-Content-Length")!
+    /// Where the request's time went on the server (W3C Server Timing), for clients and `bench`.
+    static let serverTiming = HTTPField.Name("Server-Timing")!
+    /// A per-request deadline in milliseconds.
+    static let timeoutMilliseconds = HTTPField.Name("Timeout-Ms")!
+}

@@ -1,0 +1,49 @@
+import Hummingbird
+
+/// What every route shares: the limits a request is held to.
+public struct RouteSettings: Sendable {
+    /// The largest request body; past it, 413.
+    public var maxBodyBytes: Int
+    /// What requests in flight may hold together.
+    public var memory: MemoryBudget
+    /// A request's deadline when it asks for none, and the most it may ask for.
+    public var requestTimeout: Duration
+
+    public init(maxBodyBytes: Int, memory: MemoryBudget, requestTimeout: Duration) {
+        self.maxBodyBytes = maxBodyBytes
+        self.memory = memory
+        self.requestTimeout = requestTimeout
+    }
+}
+
+/// The KServe v2 / Open Inference Protocol routes, `/v1/classify` for curl, and `/metrics`,
+/// each feature in its own folder. Tests drive this router in process.
+public func makeRouter(
+    model: some ServedModel, settings: RouteSettings, metrics: ServerMetrics, accessLog: Bool = false
+) -> Router<ConnectionContext> {
+    let router = Router(context: ConnectionContext.self)
+    router.add(middleware: JSONErrorsMiddleware())
+    if accessLog { router.add(middleware: LogRequestsMiddleware(.info)) }
+    router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
+    let inference = InferencePath(model: model, settings: settings, metrics: metrics)
+    HealthRoutes(model: model).add(to: router)
+    MetadataRoutes(model: model).add(to: router)
+    InferRoutes(path: inference).add(to: router)
+    ClassifyRoute(path: inference).add(to: router)
+    MetricsRoute(model: model, metrics: metrics, memory: settings.memory).add(to: router)
+    return router
+}
+
+/// Errors the framework raises itself (no such route, a method the route lacks) answer in
+/// the same `{"error": …}` form as the server's own.
+struct JSONErrorsMiddleware: RouterMiddleware {
+    typealias Context = ConnectionContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError {
+            throw ServerError(error.status, error.body ?? "no route for \(request.method) \(request.uri.path)")
+        }
+    }
+}
