@@ -99,7 +99,7 @@ let package = Package(
             name: "visionpool-worker",
             dependencies: ["WorkerPool", "InferenceEngines", "SharedMemory", "SystemSupport", "CLinuxShims", .product(name: "SystemPackage", package: "swift-system")]
         ),
-        .target(name: "Classification", dependencies: ["ImagePipeline", "ModelCatalog", "InferenceEngines", "WorkerPool"]),
+        .target(name: "Classification", dependencies: ["ImagePipeline", "ModelCatalog", "InferenceEngines", "WorkerPool", "SystemSupport"]),
         .target(
             name: "Benchmarking",
             dependencies: [

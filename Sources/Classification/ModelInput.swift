@@ -1,5 +1,6 @@
 import Foundation
 import ImagePipeline
+import SystemSupport
 
 /// One sample for the model, as a request or a workload carries it.
 public enum ModelInput: Sendable {
@@ -24,6 +25,14 @@ public enum ModelInput: Sendable {
             }
             return try outcome.get()
         }
+    }
+
+    /// Writes the tensor into `tensor` and says how long each stage took: the decoder's own
+    /// decode and preprocess times for an image; for a tensor, no decode and its copy as preprocessing.
+    public func written(into tensor: UnsafeMutableBufferPointer<Float>, spec: PreprocessSpec) throws(ImageDecodingError) -> StageTimes {
+        let start = ContinuousClock.now
+        if let report = try write(into: tensor, spec: spec) { return StageTimes(report) }
+        return StageTimes([.decode: 0, .preprocess: (ContinuousClock.now - start).seconds])
     }
 
     /// Bytes it holds.

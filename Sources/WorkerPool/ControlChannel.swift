@@ -132,7 +132,7 @@ public struct ControlChannel: Sendable {
     }
 
     /// Sends raw bytes as one message: lets tests prove that garbage is refused.
-    public func sendRaw(_ bytes: [UInt8]) throws(Errno) {
+    func sendRaw(_ bytes: [UInt8]) throws(Errno) {
         _ = try retryingOnInterrupt { bytes.withUnsafeBytes { Glibc.send(descriptor.rawValue, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
     }
 }

@@ -291,7 +291,7 @@ public final class WorkerPool: @unchecked Sendable {
 
     /// Sends raw bytes to the worker `pid` on its control socket: tests use it to prove that
     /// a malformed message makes the worker exit and the pool replace it.
-    public func sendRawControlMessage(_ bytes: [UInt8], toWorker pid: Int32) throws {
+    func sendRawControlMessage(_ bytes: [UInt8], toWorker pid: Int32) throws {
         let channel = state.withLock { $0.workers[pid]?.channel }
         try channel?.sendRaw(bytes)
     }

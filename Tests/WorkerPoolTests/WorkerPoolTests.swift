@@ -5,7 +5,7 @@ import InferenceEngines
 import ModelCatalog
 import TestSupport
 import Testing
-import WorkerPool
+@testable import WorkerPool
 
 /// The pool's worker processes that are children of this test process.
 func poolChildren() -> [Int32] {

@@ -61,13 +61,3 @@ public final class InProcessTarget: BenchTarget {
         }
     }
 }
-
-extension ModelInput {
-    /// Writes the tensor into `tensor` and says how long each stage took: the decoder's own
-    /// decode and preprocess times for an image, the copy as preprocessing for a tensor.
-    func written(into tensor: UnsafeMutableBufferPointer<Float>, spec: PreprocessSpec) throws -> StageTimes {
-        let start = ContinuousClock.now
-        if let report = try write(into: tensor, spec: spec) { return StageTimes(report) }
-        return StageTimes([.decode: 0, .preprocess: (ContinuousClock.now - start).seconds])
-    }
-}

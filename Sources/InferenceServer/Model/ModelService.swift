@@ -43,11 +43,7 @@ public final class ModelService: ServedModel {
                 group.addTask { [classifier] in
                     var written = StageTimes()
                     return try await classifier.pool.infer(
-                        prepare: { tensor in
-                            if let report = try samples.input(index, sampleSize: tensor.count).write(into: tensor, spec: classifier.spec) {
-                                written = StageTimes(report)
-                            }
-                        },
+                        prepare: { tensor in written = try samples.input(index, sampleSize: tensor.count).written(into: tensor, spec: classifier.spec) },
                         consume: { scores, receipt in
                             metrics.batch(size: receipt.batchSize)
                             return (index, Array(scores), written.merging(receipt.stages))
@@ -59,9 +55,7 @@ public final class ModelService: ServedModel {
             }
         }
         precondition(rows.allSatisfy { $0.0.count == classes })
-        let slowest = rows.reduce(StageTimes()) { $0.slowest($1.1) }
-        metrics.stages(slowest)
-        return (rows.flatMap { $0.0 }, slowest)
+        return (rows.flatMap { $0.0 }, rows.reduce(StageTimes()) { $0.slowest($1.1) })
     }
 
     public func decodingBytes(_ images: [Data]) -> Int {

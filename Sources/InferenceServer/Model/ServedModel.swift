@@ -22,7 +22,8 @@ public protocol ServedModel: Sendable {
 
     /// Bytes decoding `images` will hold in the front, read from their headers.
     func decodingBytes(_ images: [Data]) -> Int
-    /// Every sample's scores, row by row in order, with the slowest sample's time per stage.
+    /// Every sample's scores, row by row in order, with the slowest sample's time per stage;
+    /// what only the model sees (batch sizes) goes to `metrics`.
     func scores(for samples: InferRequest.Samples, metrics: ServerMetrics) async throws -> (scores: [Float], stages: StageTimes)
     /// The top `k` classes of one row of scores.
     func topClasses(_ scores: ArraySlice<Float>, k: Int) -> [ScoredClass]

@@ -42,7 +42,9 @@ struct InferencePath<Model: ServedModel>: Sendable {
         }
         let timeout = try requestTimeout(request, parameter: timeoutParameter, default: settings.requestTimeout)
         let (model, metrics) = (self.model, self.metrics)
-        return try await run(within: timeout, context: context) { try await model.scores(for: samples, metrics: metrics) }
+        let answer = try await run(within: timeout, context: context) { try await model.scores(for: samples, metrics: metrics) }
+        metrics.stages(answer.stages)
+        return answer
     }
 }
 
