@@ -9,6 +9,10 @@ let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().pa
 /// the project's `.venv`; setup links `.venv/openvino` to the wheel's package folder.
 let openVINO = "\(packageRoot)/.venv/openvino"
 
+/// ONNX Runtime's library from the pinned PyPI wheel; setup links `.venv/onnxruntime` to the
+/// wheel's `capi` folder.
+let onnxRuntimeLibrary = "\(packageRoot)/.venv/onnxruntime/libonnxruntime.so.1.31.1"
+
 /// Only the OpenCV modules in use: the full `opencv4` set costs ~100 MB RSS per process.
 let openCVInclude = "-I/usr/include/opencv4"
 
@@ -76,6 +80,13 @@ let package = Package(
             ]
         ),
 
+        .target(
+            name: "COnnxRuntime",
+            // Loaded with dlopen, not linked: the library set-up installed, unless
+            // VISIONPOOL_ONNXRUNTIME_LIBRARY names another.
+            cSettings: [.define("VP_ORT_DEFAULT_LIBRARY", to: "\"\(onnxRuntimeLibrary)\""), .unsafeFlags(["-O2"])],
+            linkerSettings: [.linkedLibrary("dl")]
+        ),
         .target(name: "CLinuxShims"),
         .target(name: "CPoolWire"),
         .target(name: "SystemSupport", dependencies: ["CLinuxShims", .product(name: "SystemPackage", package: "swift-system")]),
@@ -84,7 +95,7 @@ let package = Package(
         .target(name: "ImagePipeline", dependencies: ["COpenCVCodec"]),
         .target(name: "ModelCatalog"),
         .target(name: "EngineInterface"),
-        .target(name: "InferenceEngines", dependencies: ["EngineInterface", "COpenVINO", "COpenCVDNN", "SystemSupport"]),
+        .target(name: "InferenceEngines", dependencies: ["EngineInterface", "COpenVINO", "COpenCVDNN", "COnnxRuntime", "SystemSupport"]),
         .target(name: "SharedMemory", dependencies: ["CLinuxShims", "CPoolWire", "SystemSupport", .product(name: "SystemPackage", package: "swift-system")]),
         .target(
             name: "WorkerPool",

@@ -51,6 +51,12 @@ ln -sfn "$site" .venv/openvino
 [[ -f .venv/openvino/include/openvino/c/openvino.h && -e .venv/openvino/libs/libopenvino_c.so.2641 ]] ||
     fail "the openvino wheel lacks its C API (expected include/openvino/c and libs/libopenvino_c.so.2641)"
 echo "openvino C API at $site"
+# ONNX Runtime's library (its C API is reached through a function table, with no headers).
+ort=$($python -c 'import onnxruntime, os; print(os.path.join(os.path.dirname(onnxruntime.__file__), "capi"))')
+ln -sfn "$ort" .venv/onnxruntime
+[[ -e .venv/onnxruntime/libonnxruntime.so.1.31.1 ]] ||
+    fail "the onnxruntime wheel lacks capi/libonnxruntime.so.1.31.1"
+echo "onnxruntime library at $ort"
 
 current="sample photos"
 step "$current: scikit-image's bundled photos into Models/samples"

@@ -6,6 +6,8 @@ public enum EngineKind: String, CaseIterable, Sendable, Codable {
     case openvino
     /// OpenCV's dnn module on its own CPU backend: the second opinion.
     case opencv
+    /// ONNX Runtime's CPU execution provider: the engine of the Python tutorials.
+    case onnxruntime
 }
 
 /// The arithmetic precision inference runs at.
@@ -25,12 +27,17 @@ public struct EngineOptions: Sendable, Equatable, Codable {
     public var precision: Precision
     /// Where OpenVINO keeps compiled models so the next start skips compilation; nil for none.
     public var cacheDirectory: URL?
+    /// ONNX Runtime: whether idle intra-op threads spin for work (its default) or sleep.
+    public var spinning: Bool
 
-    public init(kind: EngineKind = .openvino, threads: Int = 0, precision: Precision = .automatic, cacheDirectory: URL? = nil) {
+    public init(
+        kind: EngineKind = .openvino, threads: Int = 0, precision: Precision = .automatic, cacheDirectory: URL? = nil, spinning: Bool = true
+    ) {
         self.kind = kind
         self.threads = threads
         self.precision = precision
         self.cacheDirectory = cacheDirectory
+        self.spinning = spinning
     }
 
     /// `$XDG_CACHE_HOME/visionpool/openvino`, else `~/.cache/visionpool/openvino`.

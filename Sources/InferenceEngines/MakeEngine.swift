@@ -5,6 +5,7 @@ public func makeEngine(model: EngineModel, options: EngineOptions) throws(Engine
     switch options.kind {
     case .openvino: try OpenVINOEngine(model: model, options: options)
     case .opencv: try OpenCVEngine(model: model, options: options)
+    case .onnxruntime: try OnnxRuntimeEngine(model: model, options: options)
     }
 }
 

@@ -27,7 +27,7 @@ struct ModelSelection: ParsableArguments {
 
 /// How the engine runs.
 struct EngineSelection: ParsableArguments {
-    @Option(help: "The inference engine: openvino (fast) or opencv.")
+    @Option(help: "The inference engine: openvino (fast), onnxruntime (the Python tutorials' engine) or opencv.")
     var engine: EngineKind = .openvino
 
     @Option(help: "Intra-op threads per engine; 0: every CPU in process, or CPUs ÷ workers in the pool.")
@@ -42,13 +42,16 @@ struct EngineSelection: ParsableArguments {
     @Flag(help: "Compile the model afresh on every start.")
     var noCache = false
 
+    @Flag(inversion: .prefixedNo, help: "ONNX Runtime: let idle intra-op threads spin for work (its default) rather than sleep.")
+    var spinning = true
+
     func validate() throws {
         guard threads >= 0 else { throw ValidationError("--threads must be 0 or more") }
     }
 
     var options: EngineOptions {
         let cache = noCache ? nil : cacheDir.map { URL(fileURLWithPath: $0, isDirectory: true) } ?? EngineOptions.defaultCacheDirectory()
-        return EngineOptions(kind: engine, threads: threads, precision: precision, cacheDirectory: cache)
+        return EngineOptions(kind: engine, threads: threads, precision: precision, cacheDirectory: cache, spinning: spinning)
     }
 }
 

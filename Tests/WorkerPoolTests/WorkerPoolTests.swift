@@ -47,10 +47,12 @@ func allowedCPUs(_ pid: Int32) throws -> [Int] {
     }
 }
 
-func configuration(model: String = "resnet18", workers: Int = 2, maxBatch: Int = 1, precision: Precision = .f32) throws -> PoolConfiguration {
+func configuration(
+    model: String = "resnet18", workers: Int = 2, threads: Int = 1, maxBatch: Int = 1, precision: Precision = .f32, engine: EngineKind = .openvino
+) throws -> PoolConfiguration {
     let entry = try Fixtures.catalog.entry(named: model)
     var configuration = try PoolConfiguration(
-        entry: entry, engine: EngineOptions(precision: precision), workers: workers, threadsPerWorker: 1, maxBatch: maxBatch,
+        entry: entry, engine: EngineOptions(kind: engine, precision: precision), workers: workers, threadsPerWorker: threads, maxBatch: maxBatch,
         batchDelay: .milliseconds(5))
     configuration.workerExecutable = TestPaths.workerExecutable
     configuration.oversubscribe = true
@@ -96,8 +98,9 @@ func infer(_ pool: WorkerPool, value: Float = 0.25) async throws -> ([Float], In
         await pool.shutdown()
     }
 
-    @Test func enginesBindTheSlotMemoryItself() async throws {
-        let pool = try WorkerPool(configuration: try configuration(maxBatch: 4))
+    @Test("engines bind the slot memory itself", arguments: [EngineKind.openvino, .onnxruntime])
+    func enginesBindTheSlotMemoryItself(engine: EngineKind) async throws {
+        let pool = try WorkerPool(configuration: try configuration(maxBatch: 4, engine: engine))
         try await pool.start()
         try await withThrowingTaskGroup(of: InferenceReceipt.self) { group in
             for index in 0..<8 { group.addTask { try await infer(pool, value: Float(index)).1 } }
@@ -107,6 +110,21 @@ func infer(_ pool: WorkerPool, value: Float = 0.25) async throws -> ([Float], In
             }
         }
         await pool.shutdown()
+    }
+
+    @Test func onnxRuntimeWorkersRunTheirThreadCount() async throws {
+        /// Threads of the pool's one worker, with `threads` intra-op threads.
+        func workerThreads(_ threads: Int) async throws -> Int {
+            let pool = try WorkerPool(configuration: try configuration(model: "tiny", workers: 1, threads: threads, engine: .onnxruntime))
+            try await pool.start()
+            _ = try await infer(pool)
+            let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pool.status.workers[0].pid)/task").count
+            await pool.shutdown()
+            return tasks
+        }
+        let one = try await workerThreads(1), two = try await workerThreads(2)
+        // ONNX Runtime's intra-op pool has threads - 1 threads of its own: the caller is the other.
+        #expect(two - one == 1, "1 thread: \(one) threads in the worker, 2 threads: \(two)")
     }
 
     @Test func batchedResultsMatchSingleOnes() async throws {
@@ -122,8 +140,9 @@ func infer(_ pool: WorkerPool, value: Float = 0.25) async throws -> ([Float], In
         await pool.shutdown()
     }
 
-    @Test func aWorkerKilledMidBatchLosesNoRequest() async throws {
-        let pool = try WorkerPool(configuration: try configuration(model: "resnet50"))
+    @Test("a worker killed mid-batch loses no request", arguments: [EngineKind.openvino, .onnxruntime])
+    func aWorkerKilledMidBatchLosesNoRequest(engine: EngineKind) async throws {
+        let pool = try WorkerPool(configuration: try configuration(model: "resnet50", engine: engine))
         try await pool.start()
         let victim = pool.status.workers[0].pid
         let results = try await withThrowingTaskGroup(of: InferenceReceipt.self) { group in
