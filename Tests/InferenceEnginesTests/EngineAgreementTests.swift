@@ -23,6 +23,21 @@ func engineModel(_ name: String) throws -> EngineModel {
         quantized: entry.manifest.isQuantized)
 }
 
+/// Runs both engines on every photo (preprocessed as `model` expects) and expects their
+/// logits within `EngineAgreementTests.logitTolerance`, then what `classes` checks.
+func expectAgreement(
+    _ first: any InferenceEngine, _ second: any InferenceEngine, model: String, classes: ([Float], [Float], String) -> Void
+) throws {
+    for photo in photos {
+        let tensor = model == "resnet50" ? photo.tensor.replacingOccurrences(of: "tensorflow", with: "imagenet") : photo.tensor
+        let input = try Fixtures.referenceTensor(tensor)
+        let a = try scores(first, inputs: [input]), b = try scores(second, inputs: [input])
+        let worst = zip(a, b).map { abs($0 - $1) }.max()!
+        #expect(worst <= EngineAgreementTests.logitTolerance, "\(tensor): max |Δlogit| \(worst)")
+        classes(a, b, tensor)
+    }
+}
+
 /// Real photos, preprocessed by the independent reference, with the classes they must get.
 let photos: [(tensor: String, expected: Set<Int>)] = [
     ("cat.jpg.tensorflow.f32", Set(catClasses)), ("coffee.jpg.tensorflow.f32", coffeeClasses),
@@ -38,13 +53,7 @@ let photos: [(tensor: String, expected: Set<Int>)] = [
         let model = try engineModel(name)
         let openvino = try OpenVINOEngine(model: model, options: EngineOptions(kind: .openvino, threads: 1, precision: .f32))
         let opencv = try OpenCVEngine(model: model, options: EngineOptions(kind: .opencv, threads: 1))
-        for photo in photos {
-            let input = try Fixtures.referenceTensor(name == "resnet50" ? photo.tensor.replacingOccurrences(of: "tensorflow", with: "imagenet") : photo.tensor)
-            let a = try scores(openvino, inputs: [input]), b = try scores(opencv, inputs: [input])
-            let worst = zip(a, b).map { abs($0 - $1) }.max()!
-            #expect(worst <= Self.logitTolerance, "\(photo.tensor): max |Δlogit| \(worst)")
-            #expect(argmax(a) == argmax(b), "\(photo.tensor)")
-        }
+        try expectAgreement(openvino, opencv, model: name) { a, b, photo in #expect(argmax(a) == argmax(b), "\(photo)") }
     }
 
     @Test("EfficientNet-Lite0 classifies the photos right at f32 and at OpenVINO's default precision", arguments: [Precision.f32, .automatic])

@@ -14,13 +14,7 @@ import Testing
         let onnxruntime = try OnnxRuntimeEngine(model: model, options: EngineOptions(kind: .onnxruntime, threads: 1))
         let openvino = try OpenVINOEngine(model: model, options: EngineOptions(kind: .openvino, threads: 1, precision: .f32))
         #expect(onnxruntime.engineDescription.version == "1.31.1" && onnxruntime.engineDescription.precision == "f32")
-        for photo in photos {
-            let input = try Fixtures.referenceTensor(name == "resnet50" ? photo.tensor.replacingOccurrences(of: "tensorflow", with: "imagenet") : photo.tensor)
-            let a = try scores(onnxruntime, inputs: [input]), b = try scores(openvino, inputs: [input])
-            let worst = zip(a, b).map { abs($0 - $1) }.max()!
-            #expect(worst <= EngineAgreementTests.logitTolerance, "\(photo.tensor): max |Δlogit| \(worst)")
-            #expect(top5(a) == top5(b), "\(photo.tensor)")
-        }
+        try expectAgreement(onnxruntime, openvino, model: name) { a, b, photo in #expect(top5(a) == top5(b), "\(photo)") }
     }
 
     @Test func runsOnTheCallersMemoryInPlaceAtEveryBatchSize() throws {
@@ -44,19 +38,15 @@ import Testing
         }
     }
 
-    @Test func aLibraryThatIsNotThereIsAClearError() throws {
+    @Test("a library that is missing or not ONNX Runtime is a clear error", arguments: [
+        ("/nonexistent/libonnxruntime.so.1", "cannot load ONNX Runtime from /nonexistent/libonnxruntime.so.1"),
+        ("libz.so.1", "libz.so.1 is not ONNX Runtime"),
+    ])
+    func aWrongLibraryIsAClearError(library: String, message: String) throws {
         let result = try visionpool(
             ["classify", "--in-process", "--engine", "onnxruntime", "--model", "tiny", TestPaths.fixtures.appendingPathComponent("cat.jpg").path],
-            environment: ["VISIONPOOL_ONNXRUNTIME_LIBRARY": "/nonexistent/libonnxruntime.so.1"])
+            environment: ["VISIONPOOL_ONNXRUNTIME_LIBRARY": library])
         #expect(result.status != 0)
-        #expect(result.stderr.contains("cannot load ONNX Runtime from /nonexistent/libonnxruntime.so.1"), "\(result.stderr)")
-    }
-
-    @Test func aLibraryThatIsNotONNXRuntimeIsAClearError() throws {
-        let result = try visionpool(
-            ["classify", "--in-process", "--engine", "onnxruntime", "--model", "tiny", TestPaths.fixtures.appendingPathComponent("cat.jpg").path],
-            environment: ["VISIONPOOL_ONNXRUNTIME_LIBRARY": "libz.so.1"])
-        #expect(result.status != 0)
-        #expect(result.stderr.contains("is not ONNX Runtime"), "\(result.stderr)")
+        #expect(result.stderr.contains(message), "\(result.stderr)")
     }
 }
