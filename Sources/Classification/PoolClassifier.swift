@@ -16,21 +16,16 @@ public final class PoolClassifier: Sendable {
     /// Starts the pool's workers and waits until every one is ready.
     public convenience init(entry: CatalogEntry, configuration: PoolConfiguration, maxPixels: Int = PreprocessSpec.defaultMaxPixels) async throws {
         try self.init(unstarted: entry, configuration: configuration, maxPixels: maxPixels)
-        try await start()
+        try await pool.start()
     }
 
     /// A classifier whose pool is not started yet: a server binds first and reports itself
-    /// not ready until `start()` returns.
+    /// not ready until `pool.start()` returns.
     public init(unstarted entry: CatalogEntry, configuration: PoolConfiguration, maxPixels: Int = PreprocessSpec.defaultMaxPixels) throws {
         self.entry = entry
         labels = try entry.labels()
         spec = PreprocessSpec(entry.manifest.preprocessing, maxPixels: maxPixels)
         pool = try WorkerPool(configuration: configuration)
-    }
-
-    /// Spawns the workers and waits until every one is ready.
-    public func start() async throws {
-        try await pool.start()
     }
 
     /// The top classes of one sample's scores.

@@ -277,7 +277,7 @@ struct PoolService: Service {
         let configuration = classifier.pool.configuration
         let pool = classifier.pool
         stop.onForce { Task { await pool.shutdown(gracePeriod: .zero) } }
-        try await classifier.start()
+        try await classifier.pool.start()
         logger.info("""
             pool ready in \(String(format: "%.2f", (ContinuousClock.now - start).seconds)) s: \
             \(configuration.workers) \(configuration.engine.kind.rawValue) \(classifier.pool.status.precision) workers × \(configuration.threadsPerWorker) threads \
