@@ -14,9 +14,9 @@ import WorkerPool
 /// `visionpool-worker`s running the `tiny` model: no binary, no socket, no curl.
 @Suite struct RouteTests {
     /// A router over a fresh one-worker pool of `model`, handed to `body`, then stopped.
-    func withRoutes(model name: String = "tiny", _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+    func withRoutes(model name: String = "tiny", engine: EngineKind = .openvino, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         let entry = try Fixtures.catalog.entry(named: name)
-        var configuration = try PoolConfiguration(entry: entry, engine: EngineOptions(precision: .f32), workers: 1, threadsPerWorker: 1)
+        var configuration = try PoolConfiguration(entry: entry, engine: EngineOptions(kind: engine, precision: .f32), workers: 1, threadsPerWorker: 1)
         configuration.workerExecutable = TestPaths.workerExecutable
         let classifier = try await PoolClassifier(entry: entry, configuration: configuration)
         let model = ModelService(entry: entry, classifier: classifier)
@@ -32,8 +32,9 @@ import WorkerPool
         await classifier.shutdown()
     }
 
-    @Test func healthAndMetadata() async throws {
-        try await withRoutes { client in
+    @Test("health and metadata", arguments: [EngineKind.openvino, .onnxruntime])
+    func healthAndMetadata(engine: EngineKind) async throws {
+        try await withRoutes(engine: engine) { client in
             #expect(try await client.execute(uri: "/v2/health/live", method: .get).status == .ok)
             #expect(try await client.execute(uri: "/v2/health/ready", method: .get).status == .ok)
             let server = try await client.execute(uri: "/v2", method: .get).json
@@ -43,6 +44,7 @@ import WorkerPool
             let inputs = try #require(model["inputs"] as? [[String: Any]])
             #expect(inputs.first?["name"] as? String == "input" && inputs.first?["datatype"] as? String == "FP32")
             #expect((inputs.first?["shape"] as? [Int]) == [-1, 3, 224, 224])
+            #expect(model["engine"] as? String == engine.rawValue)
             #expect(try await client.execute(uri: "/v2/models/tiny/ready", method: .get).status == .ok)
             #expect(try await client.execute(uri: "/v2/models/tiny/versions/2/ready", method: .get).status == .notFound)
             let missing = try await client.execute(uri: "/v2/models/nope", method: .get)

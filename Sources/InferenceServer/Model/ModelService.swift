@@ -26,6 +26,7 @@ public final class ModelService: ServedModel {
     public var isLive: Bool { classifier.pool.status.isLive }
     public var acceptsInference: Bool { classifier.pool.canServe }
     public var poolStatus: PoolStatus { classifier.pool.status }
+    public var engine: String { classifier.pool.configuration.engine.kind.rawValue }
 
     public var readinessProblem: String {
         draining.load(ordering: .relaxed) ? "the server is stopping" : "the worker pool is \(classifier.pool.status.health)"

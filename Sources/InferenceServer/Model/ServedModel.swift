@@ -19,6 +19,8 @@ public protocol ServedModel: Sendable {
     var readinessProblem: String { get }
     /// The pool's state, for the metrics.
     var poolStatus: PoolStatus { get }
+    /// The engine that runs it (`openvino`, `onnxruntime`, `opencv`), named in its metadata.
+    var engine: String { get }
 
     /// Bytes decoding `images` will hold in the front, read from their headers.
     func decodingBytes(_ images: [Data]) -> Int
@@ -33,10 +35,11 @@ extension ServedModel {
     var name: String { manifest.name }
     var classes: Int { manifest.output.classes }
 
-    /// The model metadata of the protocol: name, versions, platform, inputs and outputs.
+    /// The model metadata of the protocol (name, versions, platform, inputs and outputs),
+    /// and the engine that runs it.
     var metadata: [String: Any] {
         [
-            "name": manifest.name, "versions": ["1"], "platform": "onnx",
+            "name": manifest.name, "versions": ["1"], "platform": "onnx", "engine": engine,
             "inputs": [["name": manifest.input.name, "datatype": manifest.input.datatype, "shape": [-1] + manifest.input.shape]],
             "outputs": [["name": manifest.output.name, "datatype": "FP32", "shape": [-1, manifest.output.classes]]],
         ]
