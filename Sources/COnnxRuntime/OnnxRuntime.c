@@ -93,17 +93,13 @@ static struct {
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static char load_error[512];
-static char loaded_path[1024];
 static const char *loaded_version = "";
-static const char *requested_path;
 static OrtEnv *environment;
 
 static void load(void) {
     snprintf(load_error, sizeof(load_error), "ONNX Runtime did not load");
-    const char *path = requested_path;
-    if (path == NULL || path[0] == 0) path = getenv("VISIONPOOL_ONNXRUNTIME_LIBRARY");
+    const char *path = getenv("VISIONPOOL_ONNXRUNTIME_LIBRARY");
     if (path == NULL || path[0] == 0) path = VP_ORT_DEFAULT_LIBRARY;
-    snprintf(loaded_path, sizeof(loaded_path), "%s", path);
     void *library = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (library == NULL) {
         snprintf(load_error, sizeof(load_error), "cannot load ONNX Runtime from %s: %s (set VISIONPOOL_ONNXRUNTIME_LIBRARY, or run tools/setup.sh)", path, dlerror());
@@ -151,8 +147,8 @@ static void load(void) {
     load_error[0] = 0;
 }
 
-int vp_ort_load(const char *path, char *message, size_t capacity) {
-    requested_path = path;
+/// Loads the library once per process; 0, or -1 with the first attempt's reason.
+static int vp_ort_load(char *message, size_t capacity) {
     pthread_once(&load_once, load);
     if (load_error[0] == 0) return 0;
     snprintf(message, capacity, "%s", load_error);
@@ -160,7 +156,6 @@ int vp_ort_load(const char *path, char *message, size_t capacity) {
 }
 
 const char *vp_ort_version(void) { return loaded_version; }
-const char *vp_ort_library_path(void) { return loaded_path; }
 
 struct vp_ort_engine {
     OrtSession *session;
@@ -203,7 +198,7 @@ static int read_shape(OrtTypeInfo *type, int64_t *dims, int *rank, char *message
 }
 
 int vp_ort_engine_create(const vp_ort_options *options, vp_ort_engine **out, char *message, size_t capacity) {
-    if (vp_ort_load(NULL, message, capacity) != 0) return -1;
+    if (vp_ort_load(message, capacity) != 0) return -1;
     vp_ort_engine *engine = calloc(1, sizeof(*engine));
     if (engine == NULL) {
         snprintf(message, capacity, "out of memory");

@@ -66,6 +66,13 @@ public struct EngineModel: Sendable, Equatable, Codable {
     }
 
     public var sampleInputCount: Int { sampleShape.reduce(1, *) }
+
+    /// Refuses buffers that do not hold exactly `batch` samples in and `batch` rows of scores out.
+    public func checkBuffers(batch: Int, input: Int, output: Int) throws(EngineError) {
+        guard batch >= 1, input == batch * sampleInputCount, output == batch * outputCount else {
+            throw EngineError(.inferenceFailed, "a batch of \(batch) needs \(batch * sampleInputCount) input and \(batch * outputCount) output floats")
+        }
+    }
 }
 
 /// What an engine actually runs as, after the library made its choices.

@@ -13,7 +13,6 @@ public final class OnnxRuntimeEngine: InferenceEngine {
         guard options.precision == .automatic || options.precision == .f32 else {
             throw EngineError(.unsupportedOption, "the onnxruntime engine runs the model's own arithmetic (f32, or int8 for QDQ models); \(options.precision.rawValue) needs --engine openvino")
         }
-        try Self.load()
         let threads = options.threads > 0 ? options.threads : availableCPUs().count
         var created: OpaquePointer?
         let failure = model.file.path.withCString { path in
@@ -39,9 +38,7 @@ public final class OnnxRuntimeEngine: InferenceEngine {
     deinit { vp_ort_engine_destroy(engine) }
 
     public func infer(batch: Int, input: UnsafeMutableBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>) throws(EngineError) {
-        guard batch >= 1, input.count == batch * model.sampleInputCount, output.count == batch * model.outputCount else {
-            throw EngineError(.inferenceFailed, "a batch of \(batch) needs \(batch * model.sampleInputCount) input and \(batch * model.outputCount) output floats")
-        }
+        try model.checkBuffers(batch: batch, input: input.count, output: output.count)
         let inputShape = [Int64(batch)] + model.sampleShape.map(Int64.init), outputShape = [Int64(batch), Int64(model.outputCount)]
         let failure = callReportingMessage { message, capacity in
             vp_ort_engine_infer(engine, input.baseAddress, inputShape, inputShape.count, output.baseAddress, outputShape, outputShape.count, message, capacity)
@@ -52,11 +49,6 @@ public final class OnnxRuntimeEngine: InferenceEngine {
     /// The data addresses of the last run's tensors, as ONNX Runtime reports them.
     public func boundBuffers(batch: Int) -> (input: UnsafeRawPointer?, output: UnsafeRawPointer?) {
         (vp_ort_engine_bound_input(engine), vp_ort_engine_bound_output(engine))
-    }
-
-    /// Loads and checks the library (once per process).
-    static func load() throws(EngineError) {
-        if let failure = callReportingMessage({ vp_ort_load(nil, $0, $1) }) { throw EngineError(.loadFailed, failure) }
     }
 
     /// The loaded library's version, e.g. "1.31.1".

@@ -32,9 +32,7 @@ public final class OpenCVEngine: InferenceEngine {
     deinit { vp_cvdnn_destroy(net) }
 
     public func infer(batch: Int, input: UnsafeMutableBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>) throws(EngineError) {
-        guard batch >= 1, input.count == batch * model.sampleInputCount, output.count == batch * model.outputCount else {
-            throw EngineError(.inferenceFailed, "a batch of \(batch) needs \(batch * model.sampleInputCount) input and \(batch * model.outputCount) output floats")
-        }
+        try model.checkBuffers(batch: batch, input: input.count, output: output.count)
         let shape = model.sampleShape.map { Int32(clamping: $0) }
         let failure = callReportingMessage {
             vp_cvdnn_infer(net, input.baseAddress, Int32(clamping: batch), shape[0], shape[1], shape[2], output.baseAddress, output.count, $0, $1)

@@ -12,14 +12,8 @@
 extern "C" {
 #endif
 
-/// Loads the library once per process: `path`, else `$VISIONPOOL_ONNXRUNTIME_LIBRARY`, else
-/// the one set-up installed. 0, or -1 with the reason in `message` (naming the library and
-/// its version). Later calls return the first call's outcome.
-int vp_ort_load(const char *path, char *message, size_t capacity);
-
-/// The loaded library's version (e.g. "1.31.1") and the file it was loaded from.
+/// The loaded library's version, e.g. "1.31.1".
 const char *vp_ort_version(void);
-const char *vp_ort_library_path(void);
 
 typedef struct vp_ort_engine vp_ort_engine;
 
@@ -31,7 +25,9 @@ typedef struct {
     int allow_spinning;
 } vp_ort_options;
 
-/// A session for the model, or -1 with the reason.
+/// A session for the model, or -1 with the reason. The library is loaded and checked by the
+/// first call, once per process: `$VISIONPOOL_ONNXRUNTIME_LIBRARY`, else the one set-up
+/// installed; a failure names the library and its version, and every later call repeats it.
 int vp_ort_engine_create(const vp_ort_options *options, vp_ort_engine **out, char *message, size_t capacity);
 void vp_ort_engine_destroy(vp_ort_engine *engine);
 
