@@ -13,6 +13,9 @@ let openVINO = "\(packageRoot)/.venv/openvino"
 /// wheel's `capi` folder.
 let onnxRuntimeLibrary = "\(packageRoot)/.venv/onnxruntime/libonnxruntime.so.1.31.1"
 
+/// `tools/setup.sh --cuda` installs ONNX Runtime's GPU build and the CUDA 13 libraries here.
+let cudaRoot = "\(packageRoot)/.venv/cuda"
+
 /// Only the OpenCV modules in use: the full `opencv4` set costs ~100 MB RSS per process.
 let openCVInclude = "-I/usr/include/opencv4"
 
@@ -87,6 +90,12 @@ let package = Package(
             cSettings: [.define("VP_ORT_DEFAULT_LIBRARY", to: "\"\(onnxRuntimeLibrary)\""), .unsafeFlags(["-O2"])],
             linkerSettings: [.linkedLibrary("dl")]
         ),
+        .target(
+            name: "CCuda",
+            // The driver and the CUDA runtime are dlopened: machines without a GPU build and run the rest.
+            cSettings: [.define("VP_CUDA_DEFAULT_ROOT", to: "\"\(cudaRoot)\""), .unsafeFlags(["-O2"])],
+            linkerSettings: [.linkedLibrary("dl")]
+        ),
         .target(name: "CLinuxShims"),
         .target(name: "CPoolWire"),
         .target(name: "SystemSupport", dependencies: ["CLinuxShims", .product(name: "SystemPackage", package: "swift-system")]),
@@ -95,7 +104,7 @@ let package = Package(
         .target(name: "ImagePipeline", dependencies: ["COpenCVCodec"]),
         .target(name: "ModelCatalog"),
         .target(name: "EngineInterface"),
-        .target(name: "InferenceEngines", dependencies: ["EngineInterface", "COpenVINO", "COpenCVDNN", "COnnxRuntime", "SystemSupport"]),
+        .target(name: "InferenceEngines", dependencies: ["EngineInterface", "COpenVINO", "COpenCVDNN", "COnnxRuntime", "CCuda", "SystemSupport", "SharedMemory"]),
         .target(name: "SharedMemory", dependencies: ["CLinuxShims", "CPoolWire", "SystemSupport", .product(name: "SystemPackage", package: "swift-system")]),
         .target(
             name: "WorkerPool",
@@ -149,7 +158,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["ModelCatalog"], path: "Tests/TestSupport"),
         .testTarget(name: "ImagePipelineTests", dependencies: ["ImagePipeline", "TestSupport"]),
         .testTarget(name: "ModelCatalogTests", dependencies: ["ModelCatalog", "TestSupport"]),
-        .testTarget(name: "InferenceEnginesTests", dependencies: ["InferenceEngines", "TestSupport"]),
+        .testTarget(name: "InferenceEnginesTests", dependencies: ["InferenceEngines", "COnnxRuntime", "CCuda", "SharedMemory", "TestSupport"]),
         .testTarget(name: "ClassificationTests", dependencies: ["Classification", "TestSupport"]),
         .testTarget(name: "BenchmarkingTests", dependencies: ["Benchmarking", "visionpool", "TestSupport"]),
         .testTarget(name: "SystemSupportTests", dependencies: ["SystemSupport", "CLinuxShims"]),

@@ -20,7 +20,11 @@ the report gives medians and ratios, and the CPU flags that decide which kernels
 recommendations (charts into --charts).
 
     tools/compare_peers.py [--model resnet50] [--int8] [--workloads imagenet,camera]
-                           [--max-batch N] [--seconds 15] [--rounds 3] [--sweep]
+                           [--engine openvino|onnxruntime] [--max-batch N]
+                           [--seconds 15] [--rounds 3] [--sweep]
+
+With --engine onnxruntime visionpool serves on the baseline's own engine, so the two differ
+only in architecture: pinned workers, shared-memory slots, the front's decoding.
 
 The baseline's packages (onnxruntime, opencv-python-headless) are installed into .venv
 from tools/requirements-peers.txt on first use.
@@ -156,6 +160,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=0, help="visionpool's requests in flight (default: 4 per CPU)")
     parser.add_argument("--max-batch", type=int, default=0, help="visionpool serve's --max-batch (default: serve's own)")
+    parser.add_argument("--engine", choices=["openvino", "onnxruntime"], default="openvino", help="visionpool serve's --engine")
     parser.add_argument("--sweep", action="store_true", help="also sweep the pool's shape on each workload")
     parser.add_argument("--charts", type=Path, default=Path(tempfile.gettempdir()), help="where --sweep writes its charts")
     args = parser.parse_args()
@@ -181,7 +186,7 @@ def main():
     folder = tempfile.mkdtemp(prefix="visionpool-peers-")
     sockets = {model: os.path.join(folder, f"{model}.sock") for model in models}
     batching = ["--max-batch", str(args.max_batch)] if args.max_batch else []
-    servers = [subprocess.Popen([str(binary), "serve", "--socket", sockets[model], "--model", model, *batching],
+    servers = [subprocess.Popen([str(binary), "serve", "--socket", sockets[model], "--model", model, "--engine", args.engine, *batching],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for model in models]
     measurements = []  # (key, how to measure it once), run in this order every round
     for model in models:
@@ -210,7 +215,8 @@ def main():
 
     median = {key: statistics.median(values) for key, values in results.items()}
     batch = f"serve --max-batch {args.max_batch}, " if args.max_batch else ""
-    print(f"\n{args.model}, {cpus} CPUs (flags: {cpu_flags()}), {batch}{args.seconds:g} s per run, {args.rounds} rounds alternating; "
+    print(f"\n{args.model}, {cpus} CPUs (flags: {cpu_flags()}), visionpool on {args.engine}, {batch}{args.seconds:g} s per run, "
+          f"{args.rounds} rounds alternating; "
           f"images/s (median):")
     for model in models:
         engine_ceiling = median[f"benchmark_app {model}"]
@@ -219,7 +225,7 @@ def main():
         for workload in workloads:
             ours, theirs = median[f"visionpool {model} {workload}"], median[f"python {model} {workload}"]
             print(f"  {model}, {WORKLOADS[workload]}:")
-            print(f"    visionpool through the Unix socket               {ours:7.1f}")
+            print(f"    visionpool ({args.engine}) through the Unix socket {ours:7.1f}")
             print(f"    Python ProcessPoolExecutor + ONNX Runtime        {theirs:7.1f}")
             print(f"    visionpool / Python baseline, same file          {ours / theirs:7.2f}×")
             print(f"    visionpool / benchmark_app, same file            {ours / engine_ceiling:7.2f}×")

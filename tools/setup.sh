@@ -3,6 +3,8 @@
 #
 #   tools/setup.sh            everything: packages, Python env, models, fixtures, release build, demo
 #   tools/setup.sh --prepare  everything but the build and the demo (what tools/test.sh needs)
+#   tools/setup.sh --cuda     also ONNX Runtime's GPU build and the CUDA 13 libraries, into
+#                             .venv/cuda (about 2 GB; for machines with an NVIDIA GPU)
 #
 # Idempotent: each step skips what is already in place. A failing step names itself.
 set -euo pipefail
@@ -10,7 +12,14 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 prepare_only=false
-[[ "${1:-}" == "--prepare" ]] && prepare_only=true
+cuda=false
+for argument in "$@"; do
+    case "$argument" in
+        --prepare) prepare_only=true ;;
+        --cuda) cuda=true ;;
+        *) printf 'usage: tools/setup.sh [--prepare] [--cuda]\n' >&2; exit 64 ;;
+    esac
+done
 
 step() { printf '\n==> %s\n' "$*"; }
 fail() { printf '\nsetup failed at step "%s": %s\n' "$current" "$*" >&2; exit 1; }
@@ -57,6 +66,19 @@ ln -sfn "$ort" .venv/onnxruntime
 [[ -e .venv/onnxruntime/libonnxruntime.so.1.31.1 ]] ||
     fail "the onnxruntime wheel lacks capi/libonnxruntime.so.1.31.1"
 echo "onnxruntime library at $ort"
+
+if $cuda; then
+    current="CUDA"
+    step "$current: onnxruntime-gpu and the CUDA 13 libraries into .venv/cuda (tools/requirements-cuda.txt)"
+    # Their own folder, since the GPU build's Python package has the CPU build's name; only the
+    # libraries are used, so their Python dependencies are left out.
+    $python -m pip install -q --disable-pip-version-check --no-deps --upgrade --target .venv/cuda -r tools/requirements-cuda.txt
+    for library in onnxruntime/capi/libonnxruntime.so.1.31.1 onnxruntime/capi/libonnxruntime_providers_cuda.so \
+        nvidia/cu13/lib/libcudart.so.13 nvidia/cu13/lib/libcublas.so.13 nvidia/cudnn/lib/libcudnn.so.9; do
+        [[ -e .venv/cuda/$library ]] || fail "the CUDA wheels installed no $library"
+    done
+    echo "ONNX Runtime GPU build and CUDA libraries in .venv/cuda"
+fi
 
 current="sample photos"
 step "$current: scikit-image's bundled photos into Models/samples"
@@ -120,3 +142,7 @@ swift build -c release
 current="demo"
 step "$current: visionpool classify Models/samples"
 "$(swift build -c release --show-bin-path)/visionpool" classify Models/samples
+if $cuda; then
+    step "$current: visionpool classify --device cuda Models/samples"
+    "$(swift build -c release --show-bin-path)/visionpool" classify --device cuda Models/samples
+fi

@@ -31,6 +31,8 @@ typedef struct OrtTypeInfo OrtTypeInfo;
 typedef struct OrtTensorTypeAndShapeInfo OrtTensorTypeAndShapeInfo;
 typedef struct OrtAllocator OrtAllocator;
 typedef struct OrtRunOptions OrtRunOptions;
+typedef struct OrtIoBinding OrtIoBinding;
+typedef struct OrtCUDAProviderOptionsV2 OrtCUDAProviderOptionsV2;
 
 /// `OrtApiBase`: the first thing the library hands out.
 typedef struct {
@@ -55,6 +57,7 @@ enum { VP_ORT_TENSOR_FLOAT = 1 };
                                 size_t output_count, OrtValue **outputs)) \
     X(CreateSessionOptions, 10, 1, OrtStatus *, (OrtSessionOptions **out)) \
     X(SetSessionExecutionMode, 13, 1, OrtStatus *, (OrtSessionOptions *options, int mode)) \
+    X(EnableProfiling, 14, 1, OrtStatus *, (OrtSessionOptions *options, const char *profile_file_prefix)) \
     X(SetSessionGraphOptimizationLevel, 23, 1, OrtStatus *, (OrtSessionOptions *options, int level)) \
     X(SetIntraOpNumThreads, 24, 1, OrtStatus *, (OrtSessionOptions *options, int threads)) \
     X(SetInterOpNumThreads, 25, 1, OrtStatus *, (OrtSessionOptions *options, int threads)) \
@@ -80,7 +83,23 @@ enum { VP_ORT_TENSOR_FLOAT = 1 };
     X(ReleaseValue, 96, 1, void, (OrtValue *value)) \
     X(ReleaseTypeInfo, 98, 1, void, (OrtTypeInfo *info)) \
     X(ReleaseSessionOptions, 100, 1, void, (OrtSessionOptions *options)) \
+    X(SessionEndProfiling, 110, 2, OrtStatus *, (OrtSession *session, OrtAllocator *allocator, char **out)) \
     X(AddSessionConfigEntry, 130, 5, OrtStatus *, (OrtSessionOptions *options, const char *key, const char *value)) \
+    X(RunWithBinding, 133, 5, OrtStatus *, (OrtSession *session, const OrtRunOptions *run_options, const OrtIoBinding *binding)) \
+    X(CreateIoBinding, 134, 5, OrtStatus *, (OrtSession *session, OrtIoBinding **out)) \
+    X(ReleaseIoBinding, 135, 5, void, (OrtIoBinding *binding)) \
+    X(BindInput, 136, 5, OrtStatus *, (OrtIoBinding *binding, const char *name, const OrtValue *value)) \
+    X(BindOutput, 137, 5, OrtStatus *, (OrtIoBinding *binding, const char *name, const OrtValue *value)) \
+    X(GetBoundOutputValues, 140, 5, OrtStatus *, (const OrtIoBinding *binding, OrtAllocator *allocator, OrtValue ***out, size_t *count)) \
+    X(ClearBoundInputs, 141, 5, void, (OrtIoBinding *binding)) \
+    X(ClearBoundOutputs, 142, 5, void, (OrtIoBinding *binding)) \
+    X(SynchronizeBoundOutputs, 203, 10, OrtStatus *, (OrtIoBinding *binding)) \
+    X(SessionOptionsAppendExecutionProvider_CUDA_V2, 204, 11, OrtStatus *, (OrtSessionOptions *options, const OrtCUDAProviderOptionsV2 *cuda)) \
+    X(CreateCUDAProviderOptions, 205, 11, OrtStatus *, (OrtCUDAProviderOptionsV2 **out)) \
+    X(UpdateCUDAProviderOptions, 206, 11, OrtStatus *, (OrtCUDAProviderOptionsV2 *cuda, const char *const *keys, const char *const *values, \
+                                                        size_t count)) \
+    X(GetCUDAProviderOptionsAsString, 207, 11, OrtStatus *, (const OrtCUDAProviderOptionsV2 *cuda, OrtAllocator *allocator, char **out)) \
+    X(ReleaseCUDAProviderOptions, 208, 11, void, (OrtCUDAProviderOptionsV2 *cuda)) \
     X(GetBuildInfoString, 254, 15, const char *, (void))
 
 #define VP_ORT_DECLARE(name, position, since, result, parameters) typedef result(*vp_ort_##name##_fn) parameters;
@@ -91,15 +110,14 @@ static struct {
     VP_ORT_ENTRIES(VP_ORT_FIELD)
 } ort;
 
-static pthread_once_t load_once = PTHREAD_ONCE_INIT;
-static char load_error[512];
+static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
+static char loaded_path[4096];
+static char load_error[768];
 static const char *loaded_version = "";
 static OrtEnv *environment;
 
-static void load(void) {
+static void load(const char *path) {
     snprintf(load_error, sizeof(load_error), "ONNX Runtime did not load");
-    const char *path = getenv("VISIONPOOL_ONNXRUNTIME_LIBRARY");
-    if (path == NULL || path[0] == 0) path = VP_ORT_DEFAULT_LIBRARY;
     void *library = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (library == NULL) {
         snprintf(load_error, sizeof(load_error), "cannot load ONNX Runtime from %s: %s (set VISIONPOOL_ONNXRUNTIME_LIBRARY, or run tools/setup.sh)", path, dlerror());
@@ -147,18 +165,37 @@ static void load(void) {
     load_error[0] = 0;
 }
 
-/// Loads the library once per process; 0, or -1 with the first attempt's reason.
-static int vp_ort_load(char *message, size_t capacity) {
-    pthread_once(&load_once, load);
-    if (load_error[0] == 0) return 0;
-    snprintf(message, capacity, "%s", load_error);
-    return -1;
+/// Loads the library once per process: `requested`, else `$VISIONPOOL_ONNXRUNTIME_LIBRARY`, else
+/// the CPU build set-up installed. 0, or -1 with the first attempt's reason; asking for another
+/// library once one was tried is refused, since two copies of ONNX Runtime cannot share a process.
+static int vp_ort_load(const char *requested, char *message, size_t capacity) {
+    const char *path = requested;
+    if (path == NULL || path[0] == 0) path = getenv("VISIONPOOL_ONNXRUNTIME_LIBRARY");
+    if (path == NULL || path[0] == 0) path = VP_ORT_DEFAULT_LIBRARY;
+    pthread_mutex_lock(&load_lock);
+    if (loaded_path[0] == 0) {
+        snprintf(loaded_path, sizeof(loaded_path), "%s", path);
+        load(path);
+    }
+    int result = 0;
+    if (strcmp(loaded_path, path) != 0) {
+        snprintf(message, capacity, "ONNX Runtime from %s is already in this process; %s cannot be loaded beside it", loaded_path, path);
+        result = -1;
+    } else if (load_error[0] != 0) {
+        snprintf(message, capacity, "%s", load_error);
+        result = -1;
+    }
+    pthread_mutex_unlock(&load_lock);
+    return result;
 }
 
 const char *vp_ort_version(void) { return loaded_version; }
 
 struct vp_ort_engine {
     OrtSession *session;
+    OrtIoBinding *binding;
+    int on_cuda;
+    char *provider_options;
     OrtMemoryInfo *memory;
     char *input_name;
     char *output_name;
@@ -197,8 +234,45 @@ static int read_shape(OrtTypeInfo *type, int64_t *dims, int *rank, char *message
     return result;
 }
 
+static const char *const cuda_keys[] = {"cudnn_conv_algo_search", "cudnn_conv_use_max_workspace", "do_copy_in_default_stream"};
+static const char *const cuda_values[] = {"EXHAUSTIVE", "1", "1"};
+
+size_t vp_ort_cuda_options(const char *const **keys, const char *const **values) {
+    *keys = cuda_keys;
+    *values = cuda_values;
+    return sizeof(cuda_keys) / sizeof(cuda_keys[0]);
+}
+
+/// Adds the CUDA execution provider for `options->cuda_device` with visionpool's options, and
+/// keeps what ONNX Runtime made of them.
+static int append_cuda(vp_ort_engine *engine, OrtSessionOptions *settings, const vp_ort_options *options, char *message, size_t capacity) {
+    OrtCUDAProviderOptionsV2 *cuda = NULL;
+    OrtAllocator *allocator = NULL;
+    char *text = NULL;
+    int result = failed(ort.CreateCUDAProviderOptions(&cuda), "create CUDA provider options", message, capacity);
+    if (result == 0) {
+        enum { count = sizeof(cuda_keys) / sizeof(cuda_keys[0]) };
+        char device[16];
+        snprintf(device, sizeof(device), "%d", options->cuda_device);
+        const char *keys[count + 1] = {"device_id"}, *values[count + 1] = {device};
+        memcpy(keys + 1, cuda_keys, sizeof(cuda_keys));
+        memcpy(values + 1, cuda_values, sizeof(cuda_values));
+        result = failed(ort.UpdateCUDAProviderOptions(cuda, keys, values, count + 1), "set the CUDA provider's options", message, capacity);
+    }
+    if (result == 0) result = failed(ort.SessionOptionsAppendExecutionProvider_CUDA_V2(settings, cuda), "add the CUDA execution provider", message, capacity);
+    if (result == 0) result = failed(ort.GetAllocatorWithDefaultOptions(&allocator), "get its allocator", message, capacity);
+    if (result == 0) result = failed(ort.GetCUDAProviderOptionsAsString(cuda, allocator, &text), "read the CUDA provider's options back", message, capacity);
+    if (result == 0) {
+        engine->provider_options = strdup(text);
+        engine->on_cuda = 1;
+        ort.AllocatorFree(allocator, text);
+    }
+    if (cuda) ort.ReleaseCUDAProviderOptions(cuda);
+    return result;
+}
+
 int vp_ort_engine_create(const vp_ort_options *options, vp_ort_engine **out, char *message, size_t capacity) {
-    if (vp_ort_load(message, capacity) != 0) return -1;
+    if (vp_ort_load(options->library_path, message, capacity) != 0) return -1;
     vp_ort_engine *engine = calloc(1, sizeof(*engine));
     if (engine == NULL) {
         snprintf(message, capacity, "out of memory");
@@ -214,6 +288,10 @@ int vp_ort_engine_create(const vp_ort_options *options, vp_ort_engine **out, cha
         result = failed(ort.AddSessionConfigEntry(settings, "session.intra_op.allow_spinning", options->allow_spinning ? "1" : "0"),
                         "set intra-op spinning", message, capacity);
     }
+    if (result == 0 && options->profile_prefix != NULL) {
+        result = failed(ort.EnableProfiling(settings, options->profile_prefix), "enable profiling", message, capacity);
+    }
+    if (result == 0 && options->cuda_device >= 0) result = append_cuda(engine, settings, options, message, capacity);
     if (result == 0) result = failed(ort.CreateSession(environment, options->model_path, settings, &engine->session), "load the model", message, capacity);
     if (settings) ort.ReleaseSessionOptions(settings);
     OrtAllocator *allocator = NULL;
@@ -234,6 +312,7 @@ int vp_ort_engine_create(const vp_ort_options *options, vp_ort_engine **out, cha
     if (result == 0) result = read_shape(type, engine->input_shape, &engine->input_rank, message, capacity);
     if (result == 0) result = failed(ort.SessionGetOutputTypeInfo(engine->session, 0, &type), "read the output's type", message, capacity);
     if (result == 0) result = read_shape(type, engine->output_shape, &engine->output_rank, message, capacity);
+    if (result == 0) result = failed(ort.CreateIoBinding(engine->session, &engine->binding), "create an I/O binding", message, capacity);
     if (result == 0) {
         result = failed(ort.CreateCpuMemoryInfo(VP_ORT_ARENA_ALLOCATOR, VP_ORT_MEM_TYPE_DEFAULT, &engine->memory), "describe CPU memory", message, capacity);
     }
@@ -247,10 +326,12 @@ int vp_ort_engine_create(const vp_ort_options *options, vp_ort_engine **out, cha
 
 void vp_ort_engine_destroy(vp_ort_engine *engine) {
     if (engine == NULL) return;
+    if (engine->binding) ort.ReleaseIoBinding(engine->binding);
     if (engine->memory) ort.ReleaseMemoryInfo(engine->memory);
     if (engine->session) ort.ReleaseSession(engine->session);
     free(engine->input_name);
     free(engine->output_name);
+    free(engine->provider_options);
     free(engine);
 }
 
@@ -274,6 +355,21 @@ static size_t elements(const int64_t *shape, size_t rank) {
     return count;
 }
 
+/// The data address of the output the binding holds (`GetBoundOutputValues`).
+static int bound_output(vp_ort_engine *engine, const void **address, char *message, size_t capacity) {
+    OrtAllocator *allocator = NULL;
+    OrtValue **values = NULL;
+    size_t count = 0;
+    void *data = NULL;
+    int result = failed(ort.GetAllocatorWithDefaultOptions(&allocator), "get its allocator", message, capacity);
+    if (result == 0) result = failed(ort.GetBoundOutputValues(engine->binding, allocator, &values, &count), "read the bound output", message, capacity);
+    if (result == 0 && count > 0) result = failed(ort.GetTensorMutableData(values[0], &data), "locate the output tensor", message, capacity);
+    for (size_t i = 0; i < count; i++) ort.ReleaseValue(values[i]);
+    if (values) ort.AllocatorFree(allocator, values);
+    *address = data;
+    return result;
+}
+
 int vp_ort_engine_infer(
     vp_ort_engine *engine, float *input, const int64_t *input_shape, size_t input_rank, float *output,
     const int64_t *output_shape, size_t output_rank, char *message, size_t capacity) {
@@ -287,20 +383,39 @@ int vp_ort_engine_infer(
                         "wrap the output tensor", message, capacity);
     }
     if (result == 0) {
-        const char *input_names[] = {engine->input_name};
-        const char *output_names[] = {engine->output_name};
-        const OrtValue *inputs[] = {in};
-        result = failed(ort.Run(engine->session, NULL, input_names, inputs, 1, output_names, 1, &result_value), "run the model", message, capacity);
+        ort.ClearBoundInputs(engine->binding);
+        ort.ClearBoundOutputs(engine->binding);
+        result = failed(ort.BindInput(engine->binding, engine->input_name, in), "bind the input", message, capacity);
     }
+    if (result == 0) result = failed(ort.BindOutput(engine->binding, engine->output_name, result_value), "bind the output", message, capacity);
+    if (result == 0) result = failed(ort.RunWithBinding(engine->session, NULL, engine->binding), "run the model", message, capacity);
+    if (result == 0 && engine->on_cuda) result = failed(ort.SynchronizeBoundOutputs(engine->binding), "wait for the scores", message, capacity);
+    // Where the tensors ONNX Runtime ran on hold their data: the input as bound, the output as
+    // the binding holds it after the run.
     void *data = NULL;
     if (result == 0) result = failed(ort.GetTensorMutableData(in, &data), "locate the input tensor", message, capacity);
     if (result == 0) engine->bound_input = data;
-    if (result == 0) result = failed(ort.GetTensorMutableData(result_value, &data), "locate the output tensor", message, capacity);
-    if (result == 0) engine->bound_output = data;
+    if (result == 0) result = bound_output(engine, &engine->bound_output, message, capacity);
     if (in) ort.ReleaseValue(in);
     if (result_value) ort.ReleaseValue(result_value);
     return result;
 }
+
+int vp_ort_engine_end_profiling(vp_ort_engine *engine, char *path, size_t path_capacity, char *message, size_t capacity) {
+    OrtAllocator *allocator = NULL;
+    char *written = NULL;
+    int result = failed(ort.GetAllocatorWithDefaultOptions(&allocator), "get its allocator", message, capacity);
+    if (result == 0) result = failed(ort.SessionEndProfiling(engine->session, allocator, &written), "end profiling", message, capacity);
+    if (result == 0 && (written == NULL || written[0] == 0)) {
+        snprintf(message, capacity, "ONNX Runtime wrote no profile: the session was not created with profiling");
+        result = -1;
+    }
+    if (result == 0) snprintf(path, path_capacity, "%s", written);
+    if (written) ort.AllocatorFree(allocator, written);
+    return result;
+}
+
+const char *vp_ort_engine_provider_options(const vp_ort_engine *engine) { return engine->provider_options ? engine->provider_options : ""; }
 
 const void *vp_ort_engine_bound_input(const vp_ort_engine *engine) { return engine->bound_input; }
 const void *vp_ort_engine_bound_output(const vp_ort_engine *engine) { return engine->bound_output; }

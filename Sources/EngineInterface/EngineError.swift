@@ -5,6 +5,9 @@ public struct EngineError: Error, Equatable, CustomStringConvertible, Sendable {
         case incompatibleModel = "incompatible_model"
         case unsupportedOption = "unsupported_option"
         case inferenceFailed = "inference_failed"
+        /// The device failed under a batch (a CUDA error): the engine cannot be trusted with
+        /// another, so its worker is replaced.
+        case deviceFailed = "device_failed"
     }
 
     public let kind: Kind

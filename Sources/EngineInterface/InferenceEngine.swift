@@ -10,6 +10,43 @@ public enum EngineKind: String, CaseIterable, Sendable, Codable {
     case onnxruntime
 }
 
+extension EngineKind {
+    /// Whether the engine runs an int8 (QDQ) model with int8 kernels. The others refuse such a
+    /// model rather than run it dequantized at f32 and lose its speed.
+    public var runsInt8Models: Bool { self != .opencv }
+
+    /// The engines that can run a model of this kind, fastest first.
+    public static func running(quantized: Bool) -> [EngineKind] { allCases.filter { !quantized || $0.runsInt8Models } }
+}
+
+/// Where an engine runs the network.
+public enum Device: Sendable, Hashable, Codable, CustomStringConvertible {
+    /// The worker's own pinned CPU cores.
+    case cpu
+    /// An NVIDIA GPU by its CUDA index, through ONNX Runtime's CUDA execution provider.
+    case cuda(Int)
+
+    /// "cpu", "cuda" (GPU 0) or "cuda:N".
+    public init?(_ text: String) {
+        switch text {
+        case "cpu": self = .cpu
+        case "cuda": self = .cuda(0)
+        default:
+            guard text.hasPrefix("cuda:"), let index = Int(text.dropFirst(5)), index >= 0 else { return nil }
+            self = .cuda(index)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .cpu: "cpu"
+        case .cuda(let index): "cuda:\(index)"
+        }
+    }
+
+    public var isGPU: Bool { self != .cpu }
+}
+
 /// The arithmetic precision inference runs at.
 public enum Precision: String, CaseIterable, Sendable, Codable {
     /// The engine's own choice: OpenVINO picks bf16 on CPUs with AVX512_BF16 or AMX.
@@ -29,10 +66,14 @@ public struct EngineOptions: Sendable, Equatable, Codable {
     public var cacheDirectory: URL?
     /// ONNX Runtime: whether idle intra-op threads spin for work (its default) or sleep.
     public var spinning: Bool
+    /// The CPU, or a GPU (ONNX Runtime only), with `threads` host threads for what stays on the CPU.
+    public var device: Device
 
     public init(
-        kind: EngineKind = .openvino, threads: Int = 0, precision: Precision = .automatic, cacheDirectory: URL? = nil, spinning: Bool = true
+        kind: EngineKind = .openvino, threads: Int = 0, precision: Precision = .automatic, cacheDirectory: URL? = nil, spinning: Bool = true,
+        device: Device = .cpu
     ) {
+        self.device = device
         self.kind = kind
         self.threads = threads
         self.precision = precision

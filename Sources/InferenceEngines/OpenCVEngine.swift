@@ -12,10 +12,10 @@ public final class OpenCVEngine: InferenceEngine {
         guard options.precision == .automatic || options.precision == .f32 else {
             throw EngineError(.unsupportedOption, "the opencv engine runs at f32 only; \(options.precision.rawValue) needs --engine openvino")
         }
-        guard !model.quantized else {
+        guard !model.quantized || EngineKind.opencv.runsInt8Models else {
             throw EngineError(
                 .incompatibleModel,
-                "\(model.file.lastPathComponent) is an int8 (QDQ) model; the opencv engine would run it dequantized at f32 and lose its speed: use --engine openvino")
+                "\(model.file.lastPathComponent) is an int8 (QDQ) model; the opencv engine would run it dequantized at f32 and lose its speed: use --engine openvino or onnxruntime")
         }
         guard model.sampleShape.count == 3 else {
             throw EngineError(.incompatibleModel, "the opencv engine needs a [channels, height, width] input, not \(model.sampleShape)")

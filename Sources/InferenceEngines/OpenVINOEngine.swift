@@ -39,44 +39,20 @@ public final class OpenVINOEngine: InferenceEngine {
         }
         var precision = String(cString: vp_ov_engine_precision(engine))
         if model.quantized {
-            let census: KernelCensus
             do {
-                census = try Self.census(of: engine)
+                let census = try Self.census(of: engine)
+                try census.requireInt8(engine: "OpenVINO", model: model)
+                precision = census.quantizedPrecision(rest: precision)
             } catch {
                 vp_ov_engine_destroy(engine)
                 throw error
             }
-            guard census.int8 > 0 else {
-                vp_ov_engine_destroy(engine)
-                throw EngineError(
-                    .incompatibleModel,
-                    "OpenVINO ran no int8 kernels for the int8 model \(model.file.lastPathComponent) (its layers ran \(census)); serving it would lose its quantization")
-            }
-            precision = census.int8 == census.total ? "int8" : "int8+\(precision)"
         }
         self.engine = engine
         self.model = model
         engineDescription = EngineDescription(
             kind: .openvino, precision: precision,
             threads: options.threads > 0 ? options.threads : availableCPUs().count, version: OpenVINOEngine.version)
-    }
-
-    /// Which kernels OpenVINO chose for the model's convolutions and fully connected layers:
-    /// the proof that an int8 model runs int8 and not dequantized at the default precision.
-    public struct KernelCensus: Sendable, Equatable, CustomStringConvertible {
-        public var int8 = 0, bf16 = 0, f16 = 0, f32 = 0, other = 0
-
-        public init(int8: Int = 0, bf16: Int = 0, f16: Int = 0, f32: Int = 0, other: Int = 0) {
-            (self.int8, self.bf16, self.f16, self.f32, self.other) = (int8, bf16, f16, f32, other)
-        }
-
-        public var total: Int { int8 + bf16 + f16 + f32 + other }
-
-        /// e.g. "int8 53, bf16 1".
-        public var description: String {
-            [("int8", int8), ("bf16", bf16), ("f16", f16), ("f32", f32), ("other", other)]
-                .filter { $0.1 > 0 }.map { "\($0.0) \($0.1)" }.joined(separator: ", ")
-        }
     }
 
     /// Compiles the model once more with profiling and counts its kernels (`vp_ov_engine_kernel_census`).

@@ -9,6 +9,9 @@ public struct PoolConfiguration: Sendable {
     public var engine: EngineOptions
     public var workers: Int
     public var threadsPerWorker: Int
+    /// The devices workers spread over, seat by seat (seat i on `devices[i % count]`); empty:
+    /// every worker on `engine.device`.
+    public var devices: [Device] = []
     /// Requests packed into one slot and run as one batch; 1 is plain per-request dispatch.
     public var maxBatch: Int
     /// How long a partly filled batch waits for more requests.
@@ -19,6 +22,9 @@ public struct PoolConfiguration: Sendable {
     public var maxRequestsPerWorker: Int?
     /// Allow workers × threads above the CPU count (sets then overlap).
     public var oversubscribe: Bool
+    /// CPU workers lock the arena's pages in RAM (`mlock`), as GPU workers always pin them for
+    /// DMA (`cudaHostRegister`): no slot is ever swapped out or faulted in under a batch.
+    public var lockSlots = false
     /// Requests that may wait for a free slot; past this they are refused at once, so memory
     /// stays bounded under overload.
     public var maxWaitingRequests: Int = 256
@@ -85,4 +91,12 @@ public struct PoolConfiguration: Sendable {
     }
 
     public var slotCount: Int { slots ?? workers * Self.depthPerWorker + 2 }
+
+    /// The engine a worker in `seat` builds: its device and its own thread count.
+    func engine(seat: Int) -> EngineOptions {
+        var options = engine
+        options.threads = threadsPerWorker
+        if !devices.isEmpty { options.device = devices[seat % devices.count] }
+        return options
+    }
 }

@@ -13,6 +13,8 @@ public struct WorkerConfiguration: Codable, Sendable, Equatable {
     public var cpus: [Int]
     /// The front's pid: a worker whose parent is already someone else exits at once.
     public var parentPID: Int32
+    /// Lock the arena's pages in RAM on the CPU (a GPU worker pins them for DMA regardless).
+    public var lockSlots = false
 
     public var arenaLayout: SharedArena.Layout {
         SharedArena.Layout(slotCount: slotCount, maxBatch: maxBatch, inputFloatsPerSample: model.sampleInputCount, outputFloatsPerSample: model.outputCount)

@@ -543,11 +543,10 @@ public final class WorkerPool: @unchecked Sendable {
         let ours = FileDescriptor(rawValue: sockets[0]), theirs = FileDescriptor(rawValue: sockets[1])
         defer { try? theirs.close() }
         _ = CLinuxShims_set_nonblocking(ours.rawValue)
-        var engine = configuration.engine
-        engine.threads = configuration.threadsPerWorker
-        let worker = WorkerConfiguration(
-            model: configuration.model, engine: engine, slotCount: arena.layout.slotCount, maxBatch: arena.layout.maxBatch,
+        var worker = WorkerConfiguration(
+            model: configuration.model, engine: configuration.engine(seat: seat), slotCount: arena.layout.slotCount, maxBatch: arena.layout.maxBatch,
             cpus: cpuSets[seat], parentPID: getpid())
+        worker.lockSlots = configuration.lockSlots
         let arguments = [configuration.workerExecutable.path, "--configuration", worker.encoded()]
         var pid: pid_t = 0
         let result = withCStrings(arguments) { argv in

@@ -36,13 +36,21 @@ enum WorkerLoop {
         let warmUpTime: Duration
         do {
             engine = try makeEngine(model: configuration.model, options: configuration.engine)
+            // A GPU reads the input from the slots and writes the scores back by DMA: pinned
+            // once, for every slot, before the first batch. On the CPU, locked if asked.
+            if configuration.engine.device.isGPU {
+                try arena.pin(with: CUDAHostRegistration())
+            } else if configuration.lockSlots {
+                try arena.pin(with: MemoryLock())
+            }
             warmUpTime = try warmUp(engine, maxBatch: configuration.maxBatch)
         } catch {
             fail("\(error)")
         }
         var ready = ControlMessage(kind: .ready)
         ready.pid = Int(getpid())
-        ready.text = engine.engineDescription.precision
+        let device = configuration.engine.device
+        ready.text = engine.engineDescription.precision + (device.isGPU ? " on \(device)" : "")
         ready.inferenceNanoseconds = UInt64(warmUpTime.seconds * 1e9)
         send(ready, on: control)
 
@@ -60,11 +68,12 @@ enum WorkerLoop {
             guard message.kind == .run else { fail("unexpected \(message.kind) message from the front") }
             let received = monotonicNanoseconds()
             batchesRun += 1
-            var reply = injectedEngineErrorInterval.map { batchesRun % $0 == 0 } == true
-                ? injectedEngineError(message) : runBatch(message, engine: engine, arena: arena)
+            var (reply, deviceFailed) = injectedEngineErrorInterval.map { batchesRun % $0 == 0 } == true
+                ? (injectedEngineError(message), false) : runBatch(message, engine: engine, arena: arena)
             reply.receivedAt = received
             reply.repliedAt = monotonicNanoseconds()
             send(reply, on: control)
+            if deviceFailed { fail("\(device) failed under a batch (\(reply.text)); exiting so the front replaces this worker") }
         }
     }
 
@@ -90,8 +99,9 @@ enum WorkerLoop {
         return reply
     }
 
-    /// Runs one batch on its slot in place and says how it went.
-    static func runBatch(_ message: ControlMessage, engine: any InferenceEngine, arena: SharedArena) -> ControlMessage {
+    /// Runs one batch on its slot in place and says how it went, and whether the device failed
+    /// so that this worker must not run another.
+    static func runBatch(_ message: ControlMessage, engine: any InferenceEngine, arena: SharedArena) -> (ControlMessage, deviceFailed: Bool) {
         let input = arena.input(slot: message.slot, batch: message.batch)
         let output = arena.output(slot: message.slot, batch: message.batch)
         let start = ContinuousClock.now
@@ -101,7 +111,7 @@ enum WorkerLoop {
         } catch {
             reply.kind = .error
             reply.text = error.message
-            return reply
+            return (reply, error.kind == .deviceFailed)
         }
         reply.inferenceNanoseconds = UInt64(((ContinuousClock.now - start).seconds * 1e9).rounded())
         // Report where the engine's tensors really are, as the engine itself says.
@@ -112,7 +122,7 @@ enum WorkerLoop {
         header.pointee.batch = UInt32(message.batch)
         header.pointee.sequence = message.sequence
         header.pointee.inference_nanoseconds = reply.inferenceNanoseconds
-        return reply
+        return (reply, false)
     }
 
     /// Compiles every batch size up to the largest and runs each once, so no request waits

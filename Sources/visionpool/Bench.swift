@@ -159,14 +159,14 @@ struct Bench: AsyncParsableCommand {
         case .inProcess, .pool:
             let entry = try selection.catalog.entry(named: selection.model)
             loaded = try Workload.load(workloadText, benchDirectory: benchDirectory, sampleShape: entry.manifest.input.shape)
-            let configurations = try parsedSweep().configurations(base: baseConfiguration(kind))
+            let configurations = try parsedSweep().configurations(base: try baseConfiguration(kind))
             if kind == .pool {
                 let largest = configurations.map { ($0.workers ?? 1) * ($0.batch ?? 1) }.max() ?? 1
                 load = rate.map { .open(rate: $0) } ?? .closed(concurrency: concurrency ?? 2 * largest)
             } else {
                 load = rate.map { .open(rate: $0) } ?? .closed(concurrency: concurrency ?? 1)
             }
-            target = BenchReport.Target(kind: kind.rawValue, engine: engine.engine.rawValue, precision: engine.precision.rawValue)
+            target = BenchReport.Target(kind: kind.rawValue, engine: engine.kind.rawValue, precision: engine.precision.rawValue)
             for configuration in configurations {
                 do {
                     let (readySeconds, measurement) = kind == .pool
@@ -194,18 +194,19 @@ struct Bench: AsyncParsableCommand {
     }
 
     /// The configuration the options describe, before any sweep.
-    private func baseConfiguration(_ kind: TargetKind) -> BenchConfiguration {
+    private func baseConfiguration(_ kind: TargetKind) throws -> BenchConfiguration {
         guard kind == .pool else {
             return BenchConfiguration(workers: nil, threads: engine.threads > 0 ? engine.threads : availableCPUs().count, batch: batch)
         }
-        let (workers, threads) = poolShape.shape(threads: engine.threads)
-        return BenchConfiguration(workers: workers, threads: threads, batch: poolShape.maxBatch)
+        let (options, devices) = try engine.resolved()
+        let (workers, threads) = poolShape.shape(threads: engine.threads, gpus: options.device.isGPU ? devices.count : 0)
+        return BenchConfiguration(workers: workers, threads: threads, batch: poolShape.batch(on: options.device))
     }
 
     private func measureInProcess(
         _ entry: CatalogEntry, _ configuration: BenchConfiguration, _ workload: Workload, _ load: LoadModel, _ limits: RunLimits
     ) async throws -> (Double, RunMeasurement) {
-        var options = engine.options
+        var options = try engine.resolved().options
         options.threads = configuration.threads ?? 0
         let startup = ContinuousClock.now
         let target = InProcessTarget(
@@ -220,7 +221,7 @@ struct Bench: AsyncParsableCommand {
     ) async throws -> (Double, RunMeasurement) {
         var shape = poolShape
         shape.workers = configuration.workers
-        shape.maxBatch = configuration.batch ?? 1
+        shape.maxBatch = configuration.batch
         var engine = self.engine
         engine.threads = configuration.threads ?? 0
         try shape.validate()

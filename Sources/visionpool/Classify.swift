@@ -64,9 +64,9 @@ struct Classify: AsyncParsableCommand {
             })
             let precision = classifier.pool.status.precision
             await classifier.shutdown()
-            summary = "\(String(format: "%.2f", (ContinuousClock.now - start).seconds)) s · \(entry.manifest.name) on \(configuration.workers) \(engine.engine.rawValue) \(precision) workers × \(configuration.threadsPerWorker) threads, batch ≤ \(configuration.maxBatch), ready in \(String(format: "%.2f", ready)) s"
+            summary = "\(String(format: "%.2f", (ContinuousClock.now - start).seconds)) s · \(entry.manifest.name) on \(configuration.workers) \(engine.kind.rawValue) \(precision) workers × \(configuration.threadsPerWorker) threads, batch ≤ \(configuration.maxBatch), ready in \(String(format: "%.2f", ready)) s"
         } else {
-            let classifier = try InProcessClassifier(entry: entry, engineOptions: engine.options, maxPixels: maxPixels)
+            let classifier = try InProcessClassifier(entry: entry, engineOptions: try engine.resolved().options, maxPixels: maxPixels)
             let ready = (ContinuousClock.now - startup).seconds
             let start = ContinuousClock.now
             for path in images {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Classification
 import Foundation
 import InferenceEngines
 import ModelCatalog
@@ -11,10 +12,20 @@ struct Models: ParsableCommand {
     )
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the models in the catalog with their provenance and licence.")
+        static let configuration = CommandConfiguration(
+            abstract: "List the models in the catalog with their provenance, licence and the engines that run them.",
+            discussion: """
+                Engines are listed by what each supports: int8 (QDQ) models run on openvino and onnxruntime, which keep their \
+                int8 kernels; opencv refuses them. --check loads every installed model on every engine and runs one sample, \
+                printing the precision each engine really ran or why it could not.
+                """
+        )
 
         @Option(help: "The model catalog folder (default: $VISIONPOOL_MODELS, else the Models/ folder beside or above the binary).")
         var modelsDir: String?
+
+        @Flag(help: "Load each installed model on every engine and run one sample (one thread each; seconds per model).")
+        var check = false
 
         func run() throws {
             let catalog = ModelSelection.catalog(at: modelsDir)
@@ -32,13 +43,36 @@ struct Models: ParsableCommand {
                       input       \(manifest.input.name) \(manifest.input.layout) \(manifest.input.shape), \(manifest.preprocessing.channelOrder.rawValue), resize \(manifest.preprocessing.resizeShortSide) → crop \(manifest.preprocessing.crop)
                       output      \(manifest.output.name): \(manifest.output.classes) \(manifest.output.kind.rawValue)
                       precision   \(manifest.precision?.rawValue ?? "f32")
+                      engines     \(EngineKind.running(quantized: manifest.isQuantized).map(\.rawValue).joined(separator: ", "))
                     """)
+                if check && entry.isInstalled { print(Self.check(entry)) }
                 if let quantization = manifest.quantization { print(Self.describe(quantization)) }
                 print("""
                       provenance  \(manifest.provenance)
                       licence     \(manifest.licence)
                     """)
             }
+        }
+
+        /// Each engine's outcome of loading the model and running one sample of zeros.
+        static func check(_ entry: CatalogEntry) -> String {
+            EngineKind.allCases.enumerated().map { index, kind in
+                let outcome: String
+                do {
+                    let engine = try makeEngine(model: try EngineModel(entry: entry), options: EngineOptions(kind: kind, threads: 1))
+                    var input = [Float](repeating: 0, count: engine.model.sampleInputCount)
+                    var output = [Float](repeating: 0, count: engine.model.outputCount)
+                    try input.withUnsafeMutableBufferPointer { input in
+                        try output.withUnsafeMutableBufferPointer { try engine.infer(batch: 1, input: input, output: $0) }
+                    }
+                    let description = engine.engineDescription
+                    outcome = "runs at \(description.precision) (\(kind.rawValue) \(description.version))"
+                } catch {
+                    outcome = "cannot run it: \(error)"
+                }
+                let label = index == 0 ? "  check       " : "              "
+                return label + kind.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0) + outcome
+            }.joined(separator: "\n")
         }
 
         /// How an int8 model was made and how closely it agrees with its f32 model.
@@ -140,7 +174,7 @@ struct Models: ParsableCommand {
                 Runs tools/models/quantize.py in the checkout's Python environment (tools/setup.sh makes it): NNCF \
                 post-training quantization calibrated on the bundled photos (or --calibration DIR), then top-1 agreement \
                 and top-5 overlap with the f32 model on 500 validation inputs from other photos. Below --min-agreement \
-                nothing is written and the exit status is 2. The int8 model runs on --engine openvino.
+                nothing is written and the exit status is 2. The int8 model runs on --engine openvino or onnxruntime.
                 """
         )
 

@@ -25,10 +25,42 @@ struct ModelSelection: ParsableArguments {
     }
 }
 
+/// `--device`: the CPU, every GPU the driver sees, or the GPUs listed.
+enum DeviceChoice: ExpressibleByArgument, Equatable {
+    case cpu
+    case everyGPU
+    case gpus([Int])
+
+    init?(argument: String) {
+        switch argument {
+        case "cpu": self = .cpu
+        case "cuda": self = .everyGPU
+        default:
+            guard argument.hasPrefix("cuda:") else { return nil }
+            let indices = argument.dropFirst(5).split(separator: ",", omittingEmptySubsequences: false).map { Int($0) }
+            guard !indices.isEmpty, indices.allSatisfy({ ($0 ?? -1) >= 0 }), Set(indices).count == indices.count else { return nil }
+            self = .gpus(indices.map { $0! })
+        }
+    }
+
+    var defaultValueDescription: String { "cpu" }
+}
+
 /// How the engine runs.
 struct EngineSelection: ParsableArguments {
-    @Option(help: "The inference engine: openvino (fast), onnxruntime (the Python tutorials' engine) or opencv.")
-    var engine: EngineKind = .openvino
+    @Option(help: ArgumentHelp(
+        "The inference engine: openvino (fast), onnxruntime (the Python tutorials' engine) or opencv.",
+        discussion: "Default: openvino on the CPU, onnxruntime on CUDA.", valueName: "engine"))
+    var engine: EngineKind?
+
+    @Option(help: ArgumentHelp(
+        "Where the network runs: cpu, cuda (every GPU), or cuda:N[,M…].",
+        discussion: """
+            CUDA runs ONNX Runtime's CUDA execution provider, installed by tools/setup.sh --cuda. The pool starts one worker \
+            per GPU (--workers spreads more over them), each pinned to its own CPU for its host threads, and leaves the other \
+            CPUs to the front for decoding. Each worker pins the shared-memory slots for DMA.
+            """))
+    var device: DeviceChoice = .cpu
 
     @Option(help: "Intra-op threads per engine; 0: every CPU in process, or CPUs ÷ workers in the pool.")
     var threads: Int = 0
@@ -47,11 +79,28 @@ struct EngineSelection: ParsableArguments {
 
     func validate() throws {
         guard threads >= 0 else { throw ValidationError("--threads must be 0 or more") }
+        if device != .cpu, let engine, engine != .onnxruntime {
+            throw ValidationError("--device cuda runs ONNX Runtime's CUDA execution provider: leave out --engine \(engine.rawValue), or say --engine onnxruntime")
+        }
     }
 
-    var options: EngineOptions {
+    /// The engine, resolved from the device when not named.
+    var kind: EngineKind { engine ?? (device == .cpu ? .openvino : .onnxruntime) }
+
+    /// The engine's options and the devices its workers spread over. For CUDA this checks the
+    /// machine first (driver, GPUs, set-up's libraries), so a missing piece is one line at
+    /// start rather than a worker that cannot start.
+    func resolved() throws -> (options: EngineOptions, devices: [Device]) {
         let cache = noCache ? nil : cacheDir.map { URL(fileURLWithPath: $0, isDirectory: true) } ?? EngineOptions.defaultCacheDirectory()
-        return EngineOptions(kind: engine, threads: threads, precision: precision, cacheDirectory: cache, spinning: spinning)
+        var options = EngineOptions(kind: kind, threads: threads, precision: precision, cacheDirectory: cache, spinning: spinning)
+        let devices: [Device]
+        switch device {
+        case .cpu: devices = [.cpu]
+        case .everyGPU: devices = try CUDAEnvironment().check(devices: nil).map { .cuda($0.index) }
+        case .gpus(let indices): devices = try CUDAEnvironment().check(devices: indices).map { .cuda($0.index) }
+        }
+        options.device = devices[0]
+        return (options, devices)
     }
 }
 
@@ -74,8 +123,10 @@ struct PoolSelection: ParsableArguments {
         discussion: "Default: one worker per available CPU, each with one engine thread (with --threads T: CPUs / T workers)."))
     var workers: Int?
 
-    @Option(help: "Images packed into one inference; 1 sends each image on its own.")
-    var maxBatch: Int = 1
+    @Option(help: ArgumentHelp(
+        "Images packed into one inference; 1 sends each image on its own.",
+        discussion: "Default: 1 on the CPU, where a pinned worker is busy with one image; \(PoolSelection.gpuMaxBatch) on a GPU, which wants batches."))
+    var maxBatch: Int?
 
     @Option(help: "Milliseconds a partly filled batch waits for more images.")
     var batchDelay: Double = 2
@@ -86,31 +137,47 @@ struct PoolSelection: ParsableArguments {
     @Flag(help: "Allow workers × threads above the CPU count (their CPU sets then overlap).")
     var oversubscribe = false
 
+    @Flag(help: ArgumentHelp(
+        "Lock the shared-memory slots in RAM in every CPU worker (mlock), so none is swapped out or faulted in under a batch.",
+        discussion: "GPU workers always pin them, for DMA. Needs RLIMIT_MEMLOCK above the arena's size, or root."))
+    var lockSlots = false
+
     func validate() throws {
         guard workers.map({ $0 >= 1 }) ?? true else { throw ValidationError("--workers must be at least 1") }
-        guard (1...PoolConfiguration.maxBatchLimit).contains(maxBatch) else {
+        guard maxBatch.map({ (1...PoolConfiguration.maxBatchLimit).contains($0) }) ?? true else {
             throw ValidationError("--max-batch must be between 1 and \(PoolConfiguration.maxBatchLimit)")
         }
         guard batchDelay >= 0 else { throw ValidationError("--batch-delay must not be negative") }
         guard maxRequestsPerWorker.map({ $0 >= 1 }) ?? true else { throw ValidationError("--max-requests-per-worker must be at least 1") }
     }
 
+    /// The batch a GPU worker is sent by default: the most the pool warms, since a GPU's
+    /// time per image falls with the batch and the batch delay caps the wait.
+    static let gpuMaxBatch = PoolConfiguration.maxBatchLimit
+
     /// Workers and threads from what was given (`threads` 0: not given): pinned single-thread
     /// workers by default, since two pinned 1-thread engines outrun one 2-thread engine
     /// (docs/PERFORMANCE.md); with only one of the two, the other fills the available CPUs.
-    func shape(threads: Int) -> (workers: Int, threads: Int) {
+    /// On GPUs, one worker per GPU with one host thread: the other CPUs decode.
+    func shape(threads: Int, gpus: Int = 0) -> (workers: Int, threads: Int) {
+        if gpus > 0 { return (workers ?? gpus, max(threads, 1)) }
         let cpus = availableCPUs().count
         let threads = threads > 0 ? threads : max(1, cpus / (workers ?? cpus))
         return (workers ?? max(1, cpus / threads), threads)
     }
 
+    func batch(on device: Device) -> Int { maxBatch ?? (device.isGPU ? Self.gpuMaxBatch : 1) }
+
     func configuration(entry: CatalogEntry, engine: EngineSelection) throws -> PoolConfiguration {
-        let (workers, threads) = shape(threads: engine.threads)
+        let (options, devices) = try engine.resolved()
+        let (workers, threads) = shape(threads: engine.threads, gpus: options.device.isGPU ? devices.count : 0)
         var configuration = try PoolConfiguration(
-            entry: entry, engine: engine.options, workers: workers, threadsPerWorker: threads,
-            maxBatch: maxBatch, batchDelay: .microseconds(Int64(batchDelay * 1000)))
+            entry: entry, engine: options, workers: workers, threadsPerWorker: threads,
+            maxBatch: batch(on: options.device), batchDelay: .microseconds(Int64(batchDelay * 1000)))
+        configuration.devices = devices
         configuration.maxRequestsPerWorker = maxRequestsPerWorker
         configuration.oversubscribe = oversubscribe
+        configuration.lockSlots = lockSlots
         return configuration
     }
 }

@@ -3,6 +3,7 @@ import CPoolWire
 import Glibc
 import SharedMemory
 import SystemPackage
+import TestSupport
 import Testing
 
 @Suite struct SharedArenaTests {
@@ -54,5 +55,30 @@ extension String {
         let count = buffer.withUnsafeMutableBufferPointer { readlink($0) }
         guard count >= 0 else { throw Errno(rawValue: errno) }
         self = String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// The seam GPU workers pin their slots through (`cudaHostRegister` there), run here with
+/// `mlock` on the real arena: every page of every slot is locked, and released again.
+@Suite struct HostMemoryPinningTests {
+    @Test func pinningTheArenaLocksEverySlotOnceAndUnpinningReleasesIt() throws {
+        let layout = SharedArena.Layout(slotCount: 3, maxBatch: 2, inputFloatsPerSample: 3 * 224 * 224, outputFloatsPerSample: 1000)
+        let arena = try SharedArena(layout: layout)
+        let before = try #require(lockedKilobytes())
+        let region = try arena.pin(with: MemoryLock())
+        #expect(region.baseAddress == UnsafeMutableRawPointer(mutating: arena.baseAddress) && region.count == layout.totalSize)
+        #expect(lockedKilobytes().map { $0 - before } == layout.totalSize / 1024)
+        // Every slot's tensors lie inside the pinned region.
+        for slot in 0..<layout.slotCount {
+            let output = arena.output(slot: slot, batch: layout.maxBatch)
+            #expect(UnsafeRawPointer(output.baseAddress! + output.count) <= UnsafeRawPointer(region.baseAddress! + region.count))
+        }
+        try MemoryLock().unpin(region)
+        #expect(lockedKilobytes() == before)
+    }
+
+    @Test func aRegionThatIsNotMappedIsAnError() throws {
+        let unmapped = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(bitPattern: 4096), count: 4096)
+        #expect(throws: Errno.self) { try MemoryLock().pin(unmapped) }
     }
 }

@@ -38,3 +38,11 @@ public func residentBytes(_ pid: Int32, peak: Bool = false) -> Int? {
     guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field) }) else { return nil }
     return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 }
 }
+
+/// Kilobytes a process has locked in RAM (`VmLck` in /proc/PID/status; `pid` "self" for this one).
+public func lockedKilobytes(pid: String = "self") -> Int? {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmLck:") })
+    else { return nil }
+    return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])
+}

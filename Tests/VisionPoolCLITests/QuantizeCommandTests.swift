@@ -3,18 +3,18 @@ import ModelCatalog
 import TestSupport
 import Testing
 
+/// A catalog holding copies of `models` and the ImageNet labels.
+func catalog(with models: [String]) throws -> URL {
+    let directory = try Fixtures.temporaryDirectory()
+    for file in models.flatMap({ ["\($0).json", "\($0).onnx"] }) + ["imagenet-labels.txt"] {
+        try FileManager.default.copyItem(at: TestPaths.models.appendingPathComponent(file), to: directory.appendingPathComponent(file))
+    }
+    return directory
+}
+
 /// `visionpool models quantize` end to end: NNCF, the bundled photos and OpenVINO, on small
 /// sets so the suite stays short. Each test quantizes into its own temporary catalog.
 @Suite(.serialized) struct QuantizeCommandTests {
-    /// A catalog holding copies of `models` and the ImageNet labels.
-    func catalog(with models: [String]) throws -> URL {
-        let directory = try Fixtures.temporaryDirectory()
-        for file in models.flatMap({ ["\($0).json", "\($0).onnx"] }) + ["imagenet-labels.txt"] {
-            try FileManager.default.copyItem(at: TestPaths.models.appendingPathComponent(file), to: directory.appendingPathComponent(file))
-        }
-        return directory
-    }
-
     func files(in directory: URL) throws -> Set<String> {
         Set(try FileManager.default.contentsOfDirectory(atPath: directory.path))
     }

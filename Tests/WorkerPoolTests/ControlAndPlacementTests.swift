@@ -1,5 +1,7 @@
 import CLinuxShims
 import CPoolWire
+import EngineInterface
+import Foundation
 import SharedMemory
 import SystemPackage
 import Testing
@@ -65,5 +67,22 @@ import Testing
     @Test func oversubscriptionMustBeAskedFor() throws {
         #expect(throws: PoolError.self) { try CPUPlacement.plan(workers: 3, threads: 1, available: [0, 1], oversubscribe: false) }
         #expect(try CPUPlacement.plan(workers: 3, threads: 1, available: [4, 6], oversubscribe: true) == [[4], [6], [4]])
+    }
+}
+
+@Suite struct DevicePlacementTests {
+    let model = EngineModel(file: URL(fileURLWithPath: "/m.onnx"), sampleShape: [3, 2, 2], outputCount: 10)
+
+    @Test func workersSpreadOverTheDevicesSeatBySeatWithTheirOwnThreads() {
+        var configuration = PoolConfiguration(
+            model: model, engine: EngineOptions(kind: .onnxruntime, device: .cuda(0)), workers: 3, threadsPerWorker: 2)
+        configuration.devices = [.cuda(0), .cuda(1)]
+        #expect((0..<3).map { configuration.engine(seat: $0).device } == [.cuda(0), .cuda(1), .cuda(0)])
+        #expect((0..<3).allSatisfy { configuration.engine(seat: $0).threads == 2 })
+    }
+
+    @Test func withoutDevicesEveryWorkerRunsTheEnginesDevice() {
+        let configuration = PoolConfiguration(model: model, engine: EngineOptions(), workers: 2, threadsPerWorker: 1)
+        #expect(configuration.engine(seat: 1).device == .cpu)
     }
 }

@@ -127,6 +127,21 @@ func infer(_ pool: WorkerPool, value: Float = 0.25) async throws -> ([Float], In
         #expect(two - one == 1, "1 thread: \(one) threads in the worker, 2 threads: \(two)")
     }
 
+    /// The path a GPU worker pins its slots through (cudaHostRegister there), taken on the CPU
+    /// with mlock: each worker holds the whole arena locked, and still serves.
+    @Test func lockedSlotsAreLockedInEveryWorker() async throws {
+        var settings = try configuration(model: "tiny")
+        settings.lockSlots = true
+        let pool = try WorkerPool(configuration: settings)
+        try await pool.start()
+        let arenaKilobytes = pool.arena.layout.totalSize / 1024
+        for worker in pool.status.workers {
+            #expect((lockedKilobytes(pid: "\(worker.pid)") ?? 0) >= arenaKilobytes, "worker \(worker.pid)")
+        }
+        _ = try await infer(pool)
+        await pool.shutdown()
+    }
+
     @Test func batchedResultsMatchSingleOnes() async throws {
         let pool = try WorkerPool(configuration: try configuration(maxBatch: 4))
         try await pool.start()

@@ -78,6 +78,13 @@ def read_manifest(models_dir: Path, name: str) -> dict:
     return manifest
 
 
+def has_vnni() -> bool:
+    """Whether this CPU multiplies int8 with VNNI (or AMX). Without it the int8 kernels sum pairs
+    of u8×s8 products in 16 bits, which saturate; NNCF's overflow fix then quantizes weights to
+    half the range (7 bits) so the sums fit. The models are made on the machine that serves them."""
+    return any(flag in cpu_flags().split() for flag in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
 def cpu_flags() -> str:
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8")
     try:
@@ -160,6 +167,9 @@ def quantize(model: onnx.ModelProto, calibration: np.ndarray, recipe: str) -> on
     input_name = model.graph.input[0].name
     dataset = nncf.Dataset(list(calibration[:, None]), lambda sample: {input_name: sample})
     options = {"fast_bias_correction": True}
+    if not has_vnni():
+        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+        options["advanced_parameters"] = AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE)
     if recipe != "default":
         options["ignored_scope"] = nncf.IgnoredScope(names=kept_layers(model, recipe), validate=False)
     if recipe == "keep-depthwise":
@@ -291,6 +301,7 @@ def main() -> int:
                 "tool": f"NNCF {nncf.__version__}",
                 "method": "post-training min-max quantization with bias correction, QDQ ONNX (opset 13)",
                 "recipe": recipe,
+                "overflow_fix": "all layers (7-bit weights: this CPU has no VNNI)" if not has_vnni() else "first layer (NNCF's default)",
                 "calibration": {"inputs": len(calibration), "photos": len(calibration_photos),
                                 "source": str(args.calibration) if args.calibration else "bundled photos"},
                 "validation": {"inputs": len(validation), "photos": len(validation_photos),
