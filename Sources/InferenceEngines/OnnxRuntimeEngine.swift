@@ -11,8 +11,9 @@ public final class OnnxRuntimeEngine: InferenceEngine {
     public let model: EngineModel
     public let engineDescription: EngineDescription
     private let engine: OpaquePointer
+    private let device: Device
     /// The kernels an int8 model's run at load chose; nil for an f32 model, which is not profiled.
-    public private(set) var kernels: KernelCensus?
+    public let kernels: KernelCensus?
     /// The CUDA provider's options as ONNX Runtime took them ("key=value;…"); empty on the CPU.
     public let providerOptions: String
 
@@ -46,6 +47,7 @@ public final class OnnxRuntimeEngine: InferenceEngine {
         if let failure { throw EngineError(.loadFailed, failure) }
         engine = created!
         self.model = model
+        device = options.device
         self.providerOptions = String(cString: vp_ort_engine_provider_options(engine))
         let input = Self.shape(engine, vp_ort_engine_input_shape), output = Self.shape(engine, vp_ort_engine_output_shape)
         guard input.count == model.sampleShape.count + 1, zip(input.dropFirst(), model.sampleShape).allSatisfy({ $0 == -1 || $0 == $1 }),
@@ -56,18 +58,18 @@ public final class OnnxRuntimeEngine: InferenceEngine {
                 .incompatibleModel,
                 "\(model.file.lastPathComponent) takes \(input) and gives \(output); the manifest says [N] + \(model.sampleShape) and [N, \(model.outputCount)]")
         }
-        var precision = "f32"
+        var census: KernelCensus?
         if model.quantized {
             do {
-                let census = try Self.profiledCensus(engine, model: model)
-                try census.requireInt8(engine: "ONNX Runtime", model: model)
-                precision = census.quantizedPrecision(rest: "f32")
-                kernels = census
+                census = try Self.profiledCensus(engine, model: model)
+                try census!.requireInt8(engine: "ONNX Runtime", model: model)
             } catch {
                 vp_ort_engine_destroy(engine)
                 throw error
             }
         }
+        kernels = census
+        let precision = census?.quantizedPrecision(rest: "f32") ?? "f32"
         engineDescription = EngineDescription(kind: .onnxruntime, precision: precision, threads: threads, version: Self.version)
     }
 
@@ -75,12 +77,18 @@ public final class OnnxRuntimeEngine: InferenceEngine {
 
     public func infer(batch: Int, input: UnsafeMutableBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>) throws(EngineError) {
         try model.checkBuffers(batch: batch, input: input.count, output: output.count)
-        let inputShape = [Int64(batch)] + model.sampleShape.map(Int64.init), outputShape = [Int64(batch), Int64(model.outputCount)]
-        let failure = callReportingMessage { message, capacity in
-            vp_ort_engine_infer(engine, input.baseAddress, inputShape, inputShape.count, output.baseAddress, outputShape, outputShape.count, message, capacity)
-        }
         // A CUDA error can leave the GPU's context unusable: the worker is replaced.
-        if let failure { throw EngineError(providerOptions.isEmpty ? .inferenceFailed : .deviceFailed, failure) }
+        if let failure = Self.run(engine, model: model, batch: batch, input: input.baseAddress!, output: output.baseAddress!) {
+            throw EngineError(device.isGPU ? .deviceFailed : .inferenceFailed, failure)
+        }
+    }
+
+    /// Runs `batch` samples through the session in place (`vp_ort_engine_infer`); the failure's message, or nil.
+    private static func run(_ engine: OpaquePointer, model: EngineModel, batch: Int, input: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>) -> String? {
+        let inputShape = [Int64(batch)] + model.sampleShape.map(Int64.init), outputShape = [Int64(batch), Int64(model.outputCount)]
+        return callReportingMessage { message, capacity in
+            vp_ort_engine_infer(engine, input, inputShape, inputShape.count, output, outputShape, outputShape.count, message, capacity)
+        }
     }
 
     /// The CUDA execution provider's options visionpool sets besides the device (`vp_ort_cuda_options`).
@@ -104,9 +112,8 @@ public final class OnnxRuntimeEngine: InferenceEngine {
     /// Gemm… for float).
     private static func profiledCensus(_ engine: OpaquePointer, model: EngineModel) throws(EngineError) -> KernelCensus {
         var input = [Float](repeating: 0, count: model.sampleInputCount), output = [Float](repeating: 0, count: model.outputCount)
-        let inputShape = [1] + model.sampleShape.map(Int64.init), outputShape: [Int64] = [1, Int64(model.outputCount)]
-        var failure = callReportingMessage { message, capacity in
-            vp_ort_engine_infer(engine, &input, inputShape, inputShape.count, &output, outputShape, outputShape.count, message, capacity)
+        var failure = input.withUnsafeMutableBufferPointer { input in
+            output.withUnsafeMutableBufferPointer { run(engine, model: model, batch: 1, input: input.baseAddress!, output: $0.baseAddress!) }
         }
         var path = ""
         if failure == nil {

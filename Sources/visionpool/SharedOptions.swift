@@ -36,10 +36,12 @@ enum DeviceChoice: ExpressibleByArgument, Equatable {
         case "cpu": self = .cpu
         case "cuda": self = .everyGPU
         default:
+            // cuda:N[,M…]: each index read as the device cuda:N.
             guard argument.hasPrefix("cuda:") else { return nil }
-            let indices = argument.dropFirst(5).split(separator: ",", omittingEmptySubsequences: false).map { Int($0) }
-            guard !indices.isEmpty, indices.allSatisfy({ ($0 ?? -1) >= 0 }), Set(indices).count == indices.count else { return nil }
-            self = .gpus(indices.map { $0! })
+            let devices = argument.dropFirst(5).split(separator: ",", omittingEmptySubsequences: false).map { Device("cuda:\($0)") }
+            let indices = devices.compactMap { device -> Int? in if case .cuda(let index) = device { index } else { nil } }
+            guard indices.count == devices.count, Set(indices).count == indices.count else { return nil }
+            self = .gpus(indices)
         }
     }
 
