@@ -166,7 +166,8 @@ struct Bench: AsyncParsableCommand {
             } else {
                 load = rate.map { .open(rate: $0) } ?? .closed(concurrency: concurrency ?? 1)
             }
-            target = BenchReport.Target(kind: kind.rawValue, engine: engine.kind.rawValue, precision: engine.precision.rawValue)
+            target = BenchReport.Target(
+                kind: kind.rawValue, engine: engine.kind.rawValue, precision: engine.precision.rawValue, device: engine.device.argument)
             for configuration in configurations {
                 do {
                     let (readySeconds, measurement) = kind == .pool

@@ -45,7 +45,16 @@ enum DeviceChoice: ExpressibleByArgument, Equatable {
         }
     }
 
-    var defaultValueDescription: String { "cpu" }
+    /// The choice as it is written on the command line.
+    var argument: String {
+        switch self {
+        case .cpu: "cpu"
+        case .everyGPU: "cuda"
+        case .gpus(let indices): "cuda:" + indices.map(String.init).joined(separator: ",")
+        }
+    }
+
+    var defaultValueDescription: String { argument }
 }
 
 /// How the engine runs.

@@ -33,6 +33,17 @@ import Testing
         #expect(Array(png.prefix(4)) == [0x89, 0x50, 0x4E, 0x47])
     }
 
+    @Test func anOnnxRuntimePoolReportsItsEngineAndDevice() throws {
+        let run = try visionpool([
+            "bench", "--pool", "--engine", "onnxruntime", "--model", "tiny", "--workers", "1", "--duration", "0.5", "--warm-up", "0.1", "--json", "-",
+        ])
+        #expect(run.status == 0, "\(run.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+        #expect(try SchemaValidator(file: ReportTests.schema).violations(of: report).isEmpty)
+        let target = try #require(report["target"] as? [String: Any])
+        #expect(target["engine"] as? String == "onnxruntime" && target["device"] as? String == "cpu", "\(target)")
+    }
+
     @Test func aRunningServerOverItsSocket() throws {
         let server = try ServerHarness(["--model", "tiny"])
         defer { server.stop() }

@@ -55,15 +55,18 @@ public struct BenchReport: Codable, Sendable {
         public var kind: String
         /// The socket path or URL of a server.
         public var address: String?
-        /// `openvino` or `opencv`, with its precision; nil for a server.
+        /// `openvino`, `onnxruntime` or `opencv`, with its precision and device; nil for a server.
         public var engine: String?
         public var precision: String?
+        /// `cpu`, `cuda` (every GPU) or `cuda:N[,M…]`, as asked for.
+        public var device: String?
 
-        public init(kind: String, address: String? = nil, engine: String? = nil, precision: String? = nil) {
+        public init(kind: String, address: String? = nil, engine: String? = nil, precision: String? = nil, device: String? = nil) {
             self.kind = kind
             self.address = address
             self.engine = engine
             self.precision = precision
+            self.device = device
         }
     }
 

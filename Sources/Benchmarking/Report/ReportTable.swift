@@ -56,7 +56,10 @@ extension BenchReport {
     public var headline: String {
         var target = self.target.kind
         if let address = self.target.address { target += " \(address)" }
-        if let engine = self.target.engine { target += " (\(engine)\(self.target.precision.map { ", \($0)" } ?? ""))" }
+        if let engine = self.target.engine {
+            let device = self.target.device.flatMap { $0 == "cpu" ? nil : " on \($0)" } ?? ""
+            target += " (\(engine)\(self.target.precision.map { ", \($0)" } ?? "")\(device))"
+        }
         let sizes = workload.sources.map { "\($0.items) × \(kilobytes($0.meanBytes))" }.joined(separator: ", ")
         let loadText = switch load.mode {
         case "open": "open loop at \(formatted(load.rate ?? 0, 1))/s"
