@@ -1,9 +1,14 @@
 import Foundation
 import ImagePipeline
+import SystemSupport
 
 /// A stage of one request whose time is measured, the same on every path: the command line,
 /// the server (reported in `Server-Timing`) and the benchmark's targets.
 public enum Stage: String, CaseIterable, Codable, Sendable {
+    /// A server reading the request's body off its connection.
+    case receive
+    /// A server turning the body into samples (KServe JSON, binary tensors, BYTES).
+    case parse
     /// Waiting for a slot and a free worker (a batch sent to a busy worker waits in its
     /// control socket), or for the engine in this process.
     case queue
@@ -15,6 +20,8 @@ public enum Stage: String, CaseIterable, Codable, Sendable {
     case inference
     /// The pool's hand-back: the worker's reply reaching the front and the request being woken.
     case handoff
+    /// A server encoding the response's body.
+    case respond
 }
 
 /// Seconds one request spent in each stage; a stage its path cannot see is absent.
@@ -33,6 +40,13 @@ public struct StageTimes: Sendable, Equatable {
     public subscript(stage: Stage) -> Double? {
         get { seconds[stage] }
         set { seconds[stage] = newValue }
+    }
+
+    /// Runs `body`, adding the time it takes to `stage`.
+    public mutating func time<Result>(_ stage: Stage, _ body: () throws -> Result) rethrows -> Result {
+        let start = ContinuousClock.now
+        defer { seconds[stage, default: 0] += (ContinuousClock.now - start).seconds }
+        return try body()
     }
 
     /// These times and `other`'s together: of two paths' stages, or one stage's parts (summed).

@@ -94,7 +94,10 @@ import WorkerPool
             let top = try #require(classified.json["top"] as? [[String: Any]])
             #expect(top.count == 3 && catClasses.contains(top[0]["class_index"] as? Int ?? -1))
             let timings = try #require(classified.json["timings_ms"] as? [String: Double])
-            #expect(Set(timings.keys).isSuperset(of: ["queue", "decode", "preprocess", "inference"]), "\(timings)")
+            #expect(Set(timings.keys) == ["receive", "queue", "decode", "preprocess", "inference", "handoff"], "\(timings)")
+            // The header also times the response's encoding, which the body cannot hold.
+            let classifyTiming = StageTimes(serverTiming: classified.headers[HTTPField.Name("Server-Timing")!] ?? "")
+            #expect(Set(classifyTiming.seconds.keys) == Set(timings.keys.compactMap(Stage.init(rawValue:))).union([.respond]), "\(classifyTiming)")
 
             let payload = lengthPrefixed([photo])
             let (body, headers) = try binaryBody([
@@ -104,6 +107,8 @@ import WorkerPool
             let inferred = try await client.execute(uri: "/v2/models/efficientnet-lite0/infer", method: .post, headers: fields(headers), body: ByteBuffer(bytes: body))
             let strings = try #require((inferred.json["outputs"] as? [[String: Any]])?.first?["data"] as? [String])
             #expect(Int(strings[0].split(separator: ":")[1]) == top[0]["class_index"] as? Int)
+            let inferTiming = StageTimes(serverTiming: inferred.headers[HTTPField.Name("Server-Timing")!] ?? "")
+            #expect(Set(inferTiming.seconds.keys) == Set(Stage.allCases), "every stage of the front and the pool: \(inferTiming)")
 
             for (uri, request) in [("/v1/classify", try Fixtures.image("bomb.png")), ("/v1/classify", try Fixtures.image("truncated.jpg"))] {
                 _ = try await client.execute(uri: uri, method: .post, body: ByteBuffer(bytes: request))
@@ -117,6 +122,9 @@ import WorkerPool
                 #"visionpool_workers_ready{model="efficientnet-lite0"} 1.0"#,
                 #"visionpool_stage_seconds_count{model="efficientnet-lite0",stage="inference"} 2"#,
                 #"visionpool_stage_seconds_count{model="efficientnet-lite0",stage="decode"} 2"#,
+                #"visionpool_stage_seconds_count{model="efficientnet-lite0",stage="receive"} 2"#,
+                #"visionpool_stage_seconds_count{model="efficientnet-lite0",stage="parse"} 1"#,
+                #"visionpool_stage_seconds_count{model="efficientnet-lite0",stage="respond"} 2"#,
                 #"visionpool_inflight_bytes{model="efficientnet-lite0"} 0.0"#,
             ] {
                 #expect(metrics.contains(line), "\(line)")

@@ -8,7 +8,7 @@ extension BenchReport {
         var lines = [headline, ""]
         let stages = Stage.allCases.filter { stage in runs.contains { $0.measurement.stages[stage.rawValue] != nil } }
         let header = ["config", "images/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms"] + stages.map { "\($0.rawValue) ms" }
-            + ["CPU", "front MB", "worker MB", "ready s", "failed"]
+            + ["CPU", "front CPU ms", "front MB", "worker MB", "ready s", "failed"]
         var rows = [header]
         for run in runs {
             let measurement = run.measurement
@@ -19,6 +19,7 @@ extension BenchReport {
             row += [latency.p50, latency.p90, latency.p99, latency.p999].map { formatted($0, 2) }
             row += stages.map { stage in measurement.stages[stage.rawValue].map { formatted($0.p50, 2) } ?? "–" }
             row.append(resources.cpuUtilization.map { "\(formatted($0 * 100, 0))%" } ?? "–")
+            row.append(frontMilliseconds(measurement).map { formatted($0, 2) } ?? "–")
             row.append(resources.front.map { megabytes($0.peakRSSBytes) } ?? "–")
             row.append(workerPeak.map { megabytes($0) + (resources.workers.count > 1 ? " max" : "") } ?? "–")
             row.append(run.readySeconds.map { formatted($0, 2) } ?? "–")
@@ -34,7 +35,9 @@ extension BenchReport {
                 }.joined(separator: "  "))
         }
         lines.append("")
-        lines.append("stage columns are p50s; CPU is the serving processes' share of \(host.cpus) CPUs; MB are peak resident sets.")
+        lines.append(
+            "stage columns are p50s; CPU is the serving processes' share of \(host.cpus) CPUs; front CPU ms is the front's CPU time per request "
+                + "(a server's, or this process's for the pool, its load generation included); MB are peak resident sets.")
         for run in runs where run.measurement.failed > 0 {
             let reasons = run.measurement.failures.map { "\($0.count)× \($0.message)" }.joined(separator: "; ")
             lines.append("failed in \(run.configuration.label): \(reasons)")
@@ -68,6 +71,12 @@ extension BenchReport {
         let extent = load.requests.map { "\($0) requests" } ?? "\(formatted(load.durationSeconds, 0)) s"
         return "\(model) · \(target) · \(workload.description) (\(sizes)) · \(loadText) · \(extent) after \(formatted(load.warmUpSeconds, 0)) s warm-up"
     }
+}
+
+/// The front's CPU time per answered request, in milliseconds.
+private func frontMilliseconds(_ measurement: RunMeasurement) -> Double? {
+    guard let front = measurement.resources.front, measurement.requests > 0 else { return nil }
+    return front.cpuSeconds * 1000 / Double(measurement.requests)
 }
 
 private func megabytes(_ bytes: Int) -> String { String(bytes >> 20) }

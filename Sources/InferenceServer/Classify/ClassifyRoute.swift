@@ -16,16 +16,17 @@ struct ClassifyRoute<Model: ServedModel> {
                 throw ServerError.badRequest("top must be a whole number from 1 to \(model.classes), not \"\(topText.prefix(40))\"")
             }
             try path.requireServing()
-            let (body, held) = try await path.body(of: request)
+            let (body, held, received) = try await path.body(of: request)
             defer { held.release() }
-            let (scores, stages) = try await path.scores(for: .images([body]), request: request, context: context, held: held)
-            let encoder = JSONEncoder()
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            encoder.outputFormatting = .sortedKeys
-            let reply = ClassifyReply(model: model.name, top: model.topClasses(scores[...], k: top), timingsMs: stages.milliseconds)
-            return Response(
-                status: .ok, headers: [.contentType: "application/json", .serverTiming: stages.serverTiming],
-                body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(reply))))
+            let (scores, poolStages) = try await path.scores(for: .images([body]), request: request, context: context, held: held)
+            let stages = received.merging(poolStages)
+            return try path.response(stages) {
+                let encoder = JSONEncoder()
+                encoder.keyEncodingStrategy = .convertToSnakeCase
+                encoder.outputFormatting = .sortedKeys
+                let reply = ClassifyReply(model: model.name, top: model.topClasses(scores[...], k: top), timingsMs: stages.milliseconds)
+                return ([.contentType: "application/json"], try encoder.encode(reply))
+            }
         }
     }
 }

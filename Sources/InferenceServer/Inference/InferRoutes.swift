@@ -12,26 +12,28 @@ struct InferRoutes<Model: ServedModel> {
             let model = path.model
             try context.requireModel(model)
             try path.requireServing()
-            let (body, held) = try await path.body(of: request)
+            var (body, held, stages) = try await path.body(of: request)
             defer { held.release() }
             let headerLength = try request.headers[HTTPField.Name.inferenceHeaderContentLength].map { text throws(ServerError) in
                 guard let length = Int(text) else { throw .badRequest("Inference-Header-Content-Length must be a number") }
                 return length
             }
             let manifest = model.manifest
-            let parsed = try InferRequest(
-                body: body, jsonLength: headerLength, sampleShape: manifest.input.shape, inputName: manifest.input.name,
-                outputName: manifest.output.name, maxSamples: model.maxSamplesPerRequest, memory: held)
-            let (scores, stages) = try await path.scores(
+            let parsed = try stages.time(.parse) {
+                try InferRequest(
+                    body: body, jsonLength: headerLength, sampleShape: manifest.input.shape, inputName: manifest.input.name,
+                    outputName: manifest.output.name, maxSamples: model.maxSamplesPerRequest, memory: held)
+            }
+            let (scores, poolStages) = try await path.scores(
                 for: parsed.samples, request: request, context: context, timeoutParameter: parsed.timeout, held: held)
-            let reply = try InferResponse(
-                model: model.name, id: parsed.id, outputs: parsed.outputs, batch: parsed.samples.count, classes: model.classes,
-                scores: scores, classify: model.classificationStrings)
-            var headers: HTTPFields = [
-                .contentType: reply.jsonLength == nil ? "application/json" : "application/octet-stream", .serverTiming: stages.serverTiming,
-            ]
-            if let length = reply.jsonLength { headers[HTTPField.Name.inferenceHeaderContentLength] = String(length) }
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: reply.body)))
+            return try path.response(stages.merging(poolStages)) {
+                let reply = try InferResponse(
+                    model: model.name, id: parsed.id, outputs: parsed.outputs, batch: parsed.samples.count, classes: model.classes,
+                    scores: scores, classify: model.classificationStrings)
+                var headers: HTTPFields = [.contentType: reply.jsonLength == nil ? "application/json" : "application/octet-stream"]
+                if let length = reply.jsonLength { headers[HTTPField.Name.inferenceHeaderContentLength] = String(length) }
+                return (headers, reply.body)
+            }
         }
         router.post("/v2/models/{model}/infer", use: infer)
         router.post("/v2/models/{model}/versions/{version}/infer", use: infer)

@@ -11,8 +11,9 @@ import WorkerPool
 /// The one path from an HTTP request to the pool, shared by KServe `infer` and `/v1/classify`:
 /// refuse at once while nothing can serve, collect the body under the memory budget, reserve
 /// what decoding will hold, run every sample within the request's deadline (cancelled when
-/// the client hangs up), and map what the pool and the decoder throw to statuses. Stage times
-/// go to the metrics here, once, for both routes.
+/// the client hangs up), map what the pool and the decoder throw to statuses, and time the
+/// response's encoding. Stage times go to the metrics and the `Server-Timing` header here,
+/// once, for both routes.
 struct InferencePath<Model: ServedModel>: Sendable {
     let model: Model
     let settings: RouteSettings
@@ -27,9 +28,12 @@ struct InferencePath<Model: ServedModel>: Sendable {
         }
     }
 
-    /// The request's body, reserved in the memory budget; the caller releases the reservation.
-    func body(of request: Request) async throws -> (Data, MemoryReservation) {
-        try await collect(request, limit: settings.maxBodyBytes, memory: settings.memory)
+    /// The request's body, reserved in the memory budget, and the time reading it took; the
+    /// caller releases the reservation.
+    func body(of request: Request) async throws -> (Data, MemoryReservation, StageTimes) {
+        let start = ContinuousClock.now
+        let (body, held) = try await collect(request, limit: settings.maxBodyBytes, memory: settings.memory)
+        return (body, held, StageTimes([.receive: (ContinuousClock.now - start).seconds]))
     }
 
     /// Every sample's scores and the request's stage times. `timeoutParameter` is the
@@ -42,9 +46,17 @@ struct InferencePath<Model: ServedModel>: Sendable {
         }
         let timeout = try requestTimeout(request, parameter: timeoutParameter, default: settings.requestTimeout)
         let (model, metrics) = (self.model, self.metrics)
-        let answer = try await run(within: timeout, context: context) { try await model.scores(for: samples, metrics: metrics) }
-        metrics.stages(answer.stages)
-        return answer
+        return try await run(within: timeout, context: context) { try await model.scores(for: samples, metrics: metrics) }
+    }
+
+    /// The 200 response `encode` builds, its encoding timed as the `respond` stage; the
+    /// request's stages go to the metrics and the `Server-Timing` header.
+    func response(_ stages: StageTimes, encode: () throws -> (headers: HTTPFields, body: Data)) throws -> Response {
+        var stages = stages
+        var (headers, body) = try stages.time(.respond) { try encode() }
+        metrics.stages(stages)
+        headers[.serverTiming] = stages.serverTiming
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 }
 
