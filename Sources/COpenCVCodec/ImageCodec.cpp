@@ -1,13 +1,13 @@
-// Decoding and preprocessing with OpenCV: header probe, pixel limit, DCT-reduced JPEG decode
-// (libjpeg-turbo directly, JPEGDecoder.c), resize, centre crop and normalization straight into
-// the caller's NCHW float buffer.
+// Decoding and preprocessing: header probe, pixel limit, JPEG decoded by libjpeg-turbo directly
+// (JPEGDecoder.c) at a DCT-reduced scale and only where the centre crop reads, other formats by
+// OpenCV; then resize, centre crop and normalization in one pass straight into the caller's
+// NCHW float buffer.
 #include "COpenCVCodec.h"
 #include "JPEGDecoder.h"
 
 #include <opencv2/core.hpp>
 #include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
 
 #include <chrono>
 #include <climits>
@@ -17,6 +17,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 namespace {
 
@@ -221,9 +222,57 @@ void applyOrientation(cv::Mat &image, int32_t orientation) {
 
 vp_codec_status checkLimits(int32_t width, int32_t height, const vp_preprocess_spec &spec, char *message, size_t capacity);
 
+/// The size a `width` × `height` image is resized to: its short side to the target, the long
+/// side in proportion (rounded), never below the target.
+cv::Size resizedSize(int32_t width, int32_t height, int32_t target) {
+    const bool wide = width > height;
+    const int32_t shortSide = wide ? height : width, longSide = wide ? width : height;
+    const int32_t longResized = std::max(target, int32_t(std::lround(double(longSide) * target / shortSide)));
+    return wide ? cv::Size(longResized, target) : cv::Size(target, longResized);
+}
+
+/// For the outputs [first, first + count) of a resize from `in` samples to `out`, the two
+/// source samples each one blends and the second's weight: OpenCV's INTER_LINEAR mapping
+/// (half-pixel centres, clamped at the edges), as tools/testdata's reference computes it.
+struct Taps {
+    std::vector<int32_t> low, high;
+    std::vector<float> weight;
+
+    Taps(int32_t in, int32_t out, int32_t first, int32_t count) : low(size_t(count)), high(size_t(count)), weight(size_t(count)) {
+        const double ratio = double(in) / out;
+        for (int32_t index = 0; index < count; index++) {
+            const double source = (first + index + 0.5) * ratio - 0.5;
+            const double left = std::floor(source);
+            low[size_t(index)] = int32_t(std::clamp(left, 0.0, double(in - 1)));
+            high[size_t(index)] = std::min(low[size_t(index)] + 1, in - 1);
+            weight[size_t(index)] = left < 0 ? 0.0f : float(source - left);
+        }
+    }
+};
+
+/// Where the centre crop lies in an image of the decoded size, and the source pixels it reads.
+struct CropPlan {
+    cv::Size resized;
+    Taps columns, rows;
+
+    CropPlan(int32_t width, int32_t height, const vp_preprocess_spec &spec)
+        : resized(resizedSize(width, height, spec.resize_short_side)),
+          columns(width, resized.width, (resized.width - spec.crop_width) / 2, spec.crop_width),
+          rows(height, resized.height, (resized.height - spec.crop_height) / 2, spec.crop_height) {}
+};
+
+/// Decoded pixels: the whole image, or the region of it the crop reads, placed at (x, y) in an
+/// image of `width` × `height` (after DCT reduction and EXIF orientation).
+struct Decoded {
+    cv::Mat pixels;
+    int32_t x = 0, y = 0, width = 0, height = 0;
+};
+
 /// Decodes a JPEG at 1/`scale` into BGR with libjpeg-turbo and applies its EXIF orientation.
-/// Leaves `decoded` empty for colour spaces only OpenCV's own reader converts (CMYK, YCCK).
-vp_codec_status decodeJPEG(const uint8_t *data, size_t length, int32_t scale, const vp_preprocess_spec &spec, cv::Mat &decoded,
+/// With `crop`, an upright image is decoded only in the rows and columns the centre crop reads
+/// (with a margin of 16 pixels, past libjpeg's upsampling context). Leaves `decoded` empty for
+/// colour spaces only OpenCV's own reader converts (CMYK, YCCK).
+vp_codec_status decodeJPEG(const uint8_t *data, size_t length, int32_t scale, bool crop, const vp_preprocess_spec &spec, Decoded &decoded,
                            char *message, size_t capacity) {
     vp_jpeg_decoder *opened = nullptr;
     int32_t width = 0, height = 0;
@@ -233,10 +282,25 @@ vp_codec_status decodeJPEG(const uint8_t *data, size_t length, int32_t scale, co
     const std::unique_ptr<vp_jpeg_decoder, void (*)(vp_jpeg_decoder *)> decoder(opened, vp_jpeg_close);
     const vp_codec_status limited = checkLimits(width, height, spec, message, capacity);
     if (limited != VP_CODEC_OK) return limited;
+    const int32_t orientation = vp_jpeg_exif_orientation(data, length);
+    if (crop && orientation == 1) {
+        constexpr int32_t margin = 16;
+        const CropPlan plan(width, height, spec);
+        int32_t x = std::max(0, plan.columns.low.front() - margin);
+        int32_t columns = std::min(width, plan.columns.high.back() + 1 + margin) - x;
+        const int32_t y = std::max(0, plan.rows.low.front() - margin);
+        const int32_t rows = std::min(height, plan.rows.high.back() + 1 + margin) - y;
+        cv::Mat pixels(rows, width, CV_8UC3);
+        if (vp_jpeg_read_region(decoder.get(), &x, &columns, y, rows, pixels.data, pixels.step, message, capacity) != VP_JPEG_OK) {
+            return VP_CODEC_CORRUPT;
+        }
+        decoded = Decoded{pixels.colRange(0, columns), x, y, width, height};
+        return VP_CODEC_OK;
+    }
     cv::Mat pixels(height, width, CV_8UC3);
     if (vp_jpeg_read(decoder.get(), pixels.data, pixels.step, message, capacity) != VP_JPEG_OK) return VP_CODEC_CORRUPT;
-    applyOrientation(pixels, vp_jpeg_exif_orientation(data, length));
-    decoded = pixels;
+    applyOrientation(pixels, orientation);
+    decoded = Decoded{pixels, 0, 0, pixels.cols, pixels.rows};
     return VP_CODEC_OK;
 }
 
@@ -254,11 +318,14 @@ vp_codec_status checkLimits(int32_t width, int32_t height, const vp_preprocess_s
     return VP_CODEC_OK;
 }
 
-/// Writes the centre crop of a BGR image as planar, normalized floats in the model's channel order.
-void normalizeCrop(const cv::Mat &image, const vp_preprocess_spec &spec, float *output) {
-    const int x0 = (image.cols - spec.crop_width) / 2;
-    const int y0 = (image.rows - spec.crop_height) / 2;
-    const size_t plane = size_t(spec.crop_width) * size_t(spec.crop_height);
+/// Resizes, centre-crops and normalizes in one pass: each pixel of the crop is blended from its
+/// four source pixels (columns first, each source row once per output row it feeds, rounded to
+/// 8 bits as an 8-bit resize would), then written as planar, normalized floats in the model's
+/// channel order. Only the crop is computed; the source may be just the region it reads.
+void resizeCropNormalize(const Decoded &decoded, const vp_preprocess_spec &spec, float *output) {
+    const CropPlan plan(decoded.width, decoded.height, spec);
+    const int32_t width = spec.crop_width;
+    const size_t plane = size_t(width) * size_t(spec.crop_height);
     int source[3];
     float scale[3], offset[3];
     for (int channel = 0; channel < 3; channel++) {
@@ -266,13 +333,38 @@ void normalizeCrop(const cv::Mat &image, const vp_preprocess_spec &spec, float *
         scale[channel] = 1.0f / spec.std[channel];
         offset[channel] = -spec.mean[channel] * scale[channel];
     }
-    for (int y = 0; y < spec.crop_height; y++) {
-        const uint8_t *row = image.ptr<uint8_t>(y0 + y) + size_t(x0) * 3;
-        float *planes[3];
-        for (int channel = 0; channel < 3; channel++) planes[channel] = output + channel * plane + size_t(y) * spec.crop_width;
-        for (int x = 0; x < spec.crop_width; x++) {
+    // The columns blended from source row `row`, for the last two rows asked for.
+    std::vector<float> blended[2] = {std::vector<float>(size_t(width) * 3), std::vector<float>(size_t(width) * 3)};
+    int32_t blendedRow[2] = {-1, -1};
+    auto blendRow = [&](int32_t row) -> const float * {
+        for (int slot = 0; slot < 2; slot++) {
+            if (blendedRow[slot] == row) return blended[slot].data();
+        }
+        const int slot = blendedRow[0] == -1 || (blendedRow[1] != -1 && blendedRow[0] < blendedRow[1]) ? 0 : 1;
+        const uint8_t *pixels = decoded.pixels.ptr<uint8_t>(row - decoded.y);
+        float *out = blended[slot].data();
+        for (int32_t x = 0; x < width; x++) {
+            const uint8_t *left = pixels + size_t(plan.columns.low[size_t(x)] - decoded.x) * 3;
+            const uint8_t *right = pixels + size_t(plan.columns.high[size_t(x)] - decoded.x) * 3;
+            const float weight = plan.columns.weight[size_t(x)];
             for (int channel = 0; channel < 3; channel++) {
-                planes[channel][x] = float(row[x * 3 + source[channel]]) * scale[channel] + offset[channel];
+                out[x * 3 + channel] = float(left[channel]) * (1.0f - weight) + float(right[channel]) * weight;
+            }
+        }
+        blendedRow[slot] = row;
+        return out;
+    };
+    for (int32_t y = 0; y < spec.crop_height; y++) {
+        const float *top = blendRow(plan.rows.low[size_t(y)]);
+        const float *bottom = blendRow(plan.rows.high[size_t(y)]);
+        const float weight = plan.rows.weight[size_t(y)];
+        float *planes[3];
+        for (int channel = 0; channel < 3; channel++) planes[channel] = output + channel * plane + size_t(y) * width;
+        for (int32_t x = 0; x < width; x++) {
+            for (int channel = 0; channel < 3; channel++) {
+                const int index = x * 3 + source[channel];
+                const float value = std::nearbyint(std::clamp(top[index] * (1.0f - weight) + bottom[index] * weight, 0.0f, 255.0f));
+                planes[channel][x] = value * scale[channel] + offset[channel];
             }
         }
     }
@@ -346,40 +438,30 @@ extern "C" vp_codec_status vp_codec_preprocess(const uint8_t *data, size_t lengt
     try {
         auto start = std::chrono::steady_clock::now();
         report->dct_scale = (info.format == VP_FORMAT_JPEG && spec->allow_dct_reduction) ? dctScale(info, spec->resize_short_side) : 1;
-        cv::Mat decoded;
+        Decoded decoded;
         if (info.format == VP_FORMAT_JPEG) {
-            const vp_codec_status status = decodeJPEG(data, length, report->dct_scale, *spec, decoded, message, capacity);
+            const vp_codec_status status =
+                decodeJPEG(data, length, report->dct_scale, spec->allow_crop_decoding != 0, *spec, decoded, message, capacity);
             if (status != VP_CODEC_OK) return status;
         }
-        if (decoded.empty()) {
+        if (decoded.pixels.empty()) {
             const cv::Mat encoded(1, int(length), CV_8U, const_cast<uint8_t *>(data));
-            decoded = cv::imdecode(encoded, decodeFlags(report->dct_scale));
+            decoded.pixels = cv::imdecode(encoded, decodeFlags(report->dct_scale));
+            decoded.width = decoded.pixels.cols;
+            decoded.height = decoded.pixels.rows;
         }
         report->decode_seconds = secondsSince(start);
-        if (decoded.empty()) return fail(message, capacity, VP_CODEC_CORRUPT, "the image data is corrupt: the decoder rejected it");
+        if (decoded.pixels.empty()) return fail(message, capacity, VP_CODEC_CORRUPT, "the image data is corrupt: the decoder rejected it");
         // The decoder, not the probe, has the last word on size: check again before resizing.
-        const vp_codec_status decodedLimits = checkLimits(decoded.cols, decoded.rows, *spec, message, capacity);
+        const vp_codec_status decodedLimits = checkLimits(decoded.width, decoded.height, *spec, message, capacity);
         if (decodedLimits != VP_CODEC_OK) return decodedLimits;
-        report->decoded_width = decoded.cols;
-        report->decoded_height = decoded.rows;
+        report->decoded_width = decoded.width;
+        report->decoded_height = decoded.height;
+        report->decoded_pixels = decoded.pixels.cols * decoded.pixels.rows;
 
         start = std::chrono::steady_clock::now();
-        const int target = spec->resize_short_side;
-        const bool wide = decoded.cols > decoded.rows;
-        const int shortDecoded = wide ? decoded.rows : decoded.cols, longDecoded = wide ? decoded.cols : decoded.rows;
-        const int longResized = std::max(target, int(std::lround(double(longDecoded) * target / shortDecoded)));
-        const cv::Size size = wide ? cv::Size(longResized, target) : cv::Size(target, longResized);
-        cv::Mat resized;
-        if (size == decoded.size()) {
-            resized = decoded;
-        } else {
-            cv::resize(decoded, resized, size, 0, 0, cv::INTER_LINEAR);
-        }
-        report->resize_seconds = secondsSince(start);
-
-        start = std::chrono::steady_clock::now();
-        normalizeCrop(resized, *spec, output);
-        report->normalize_seconds = secondsSince(start);
+        resizeCropNormalize(decoded, *spec, output);
+        report->preprocess_seconds = secondsSince(start);
         return VP_CODEC_OK;
     } catch (const cv::Exception &error) {
         return fail(message, capacity, VP_CODEC_CORRUPT, "the decoder failed: %s", error.err.c_str());

@@ -84,6 +84,24 @@ vp_jpeg_status vp_jpeg_read(vp_jpeg_decoder *decoder, uint8_t *pixels, size_t st
     return VP_JPEG_OK;
 }
 
+vp_jpeg_status vp_jpeg_read_region(vp_jpeg_decoder *decoder, int32_t *x, int32_t *width, int32_t y, int32_t rows, uint8_t *pixels,
+                                   size_t stride, char *message, size_t capacity) {
+    if (setjmp(decoder->failed)) return corrupt(decoder, message, capacity);
+    jpeg_start_decompress(&decoder->info);
+    JDIMENSION column = (JDIMENSION)*x, columns = (JDIMENSION)*width;
+    if (column > 0 || columns < decoder->info.output_width) jpeg_crop_scanline(&decoder->info, &column, &columns);
+    *x = (int32_t)column;
+    *width = (int32_t)columns;
+    if (y > 0) jpeg_skip_scanlines(&decoder->info, (JDIMENSION)y);
+    for (int32_t row = 0; row < rows && decoder->info.output_scanline < decoder->info.output_height; row++) {
+        JSAMPROW line = pixels + (size_t)row * stride;
+        jpeg_read_scanlines(&decoder->info, &line, 1);
+    }
+    // The rows below the region are not needed: nothing more is decoded.
+    jpeg_abort_decompress(&decoder->info);
+    return VP_JPEG_OK;
+}
+
 void vp_jpeg_close(vp_jpeg_decoder *decoder) {
     if (decoder == NULL) return;
     jpeg_destroy_decompress(&decoder->info);

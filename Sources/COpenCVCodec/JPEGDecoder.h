@@ -27,6 +27,15 @@ vp_jpeg_status vp_jpeg_open(const uint8_t *data, size_t length, int32_t scale, v
 /// reader would after its RGB-to-BGR copy, which this skips: libjpeg-turbo writes BGR itself.
 vp_jpeg_status vp_jpeg_read(vp_jpeg_decoder *decoder, uint8_t *pixels, size_t stride, char *message, size_t capacity);
 
+/// Decodes only `rows` rows from row `y` of the columns from `*x` on, `*width` wide, into
+/// `pixels` (8-bit BGR, `stride` bytes apart, at least the scaled width wide): libjpeg-turbo
+/// skips the inverse DCT, upsampling and colour conversion of every other row and column
+/// (`jpeg_crop_scanline`, `jpeg_skip_scanlines`) and stops after the last row. It widens the
+/// columns to its iMCU boundaries: `*x` and `*width` come back as decoded. The pixels decoded
+/// are the ones a full decode gives in that region.
+vp_jpeg_status vp_jpeg_read_region(vp_jpeg_decoder *decoder, int32_t *x, int32_t *width, int32_t y, int32_t rows, uint8_t *pixels,
+                                   size_t stride, char *message, size_t capacity);
+
 void vp_jpeg_close(vp_jpeg_decoder *decoder);
 
 /// The EXIF orientation (1–8) in the JPEG's APP1 segment, or 1 when there is none.

@@ -34,7 +34,7 @@ public struct StageTimes: Sendable, Equatable {
 
     /// The decode and preprocess stages of one image's report.
     public init(_ report: PreprocessReport) {
-        self.init([.decode: report.decodeSeconds, .preprocess: report.resizeSeconds + report.normalizeSeconds])
+        self.init([.decode: report.decodeSeconds, .preprocess: report.preprocessSeconds])
     }
 
     public subscript(stage: Stage) -> Double? {

@@ -39,9 +39,12 @@ public struct PreprocessReport: Sendable, Codable {
     /// After DCT reduction and EXIF orientation.
     public let decodedWidth: Int
     public let decodedHeight: Int
+    /// Pixels the decoder produced: fewer than the decoded size when it decoded only the
+    /// rows and columns the centre crop reads.
+    public let decodedPixels: Int
     public let decodeSeconds: Double
-    public let resizeSeconds: Double
-    public let normalizeSeconds: Double
+    /// Resize, centre crop and normalization, one pass into the tensor.
+    public let preprocessSeconds: Double
 }
 
 /// Turns encoded images into model-ready NCHW float32 tensors, written into memory the caller
@@ -76,9 +79,8 @@ public enum ImagePreprocessor {
         try check(status)
         return PreprocessReport(
             info: ImageInfo(report.info)!, dctScale: Int(report.dct_scale),
-            decodedWidth: Int(report.decoded_width), decodedHeight: Int(report.decoded_height),
-            decodeSeconds: report.decode_seconds, resizeSeconds: report.resize_seconds,
-            normalizeSeconds: report.normalize_seconds)
+            decodedWidth: Int(report.decoded_width), decodedHeight: Int(report.decoded_height), decodedPixels: Int(report.decoded_pixels),
+            decodeSeconds: report.decode_seconds, preprocessSeconds: report.preprocess_seconds)
     }
 
     private static func nativeProbe(_ image: UnsafeRawBufferPointer) throws(ImageDecodingError) -> vp_image_info {

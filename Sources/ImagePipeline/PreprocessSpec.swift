@@ -20,11 +20,14 @@ public struct PreprocessSpec: Sendable, Equatable {
     public var channelOrder: ChannelOrder
     /// Decode large JPEGs at 1/2, 1/4 or 1/8 scale when the short side stays at or above the resize target.
     public var allowDCTReduction: Bool
+    /// Decode only the JPEG rows and columns the centre crop reads; the tensor is the same.
+    public var allowCropDecoding: Bool
     public var maxPixels: Int
 
     public init(
         resizeShortSide: Int, cropWidth: Int, cropHeight: Int, mean: [Float], std: [Float],
-        channelOrder: ChannelOrder = .rgb, allowDCTReduction: Bool = true, maxPixels: Int = PreprocessSpec.defaultMaxPixels
+        channelOrder: ChannelOrder = .rgb, allowDCTReduction: Bool = true, allowCropDecoding: Bool = true,
+        maxPixels: Int = PreprocessSpec.defaultMaxPixels
     ) {
         precondition(mean.count == 3 && std.count == 3, "mean and std need one value per channel")
         self.resizeShortSide = resizeShortSide
@@ -34,6 +37,7 @@ public struct PreprocessSpec: Sendable, Equatable {
         self.std = std
         self.channelOrder = channelOrder
         self.allowDCTReduction = allowDCTReduction
+        self.allowCropDecoding = allowCropDecoding
         self.maxPixels = maxPixels
     }
 
@@ -49,6 +53,7 @@ public struct PreprocessSpec: Sendable, Equatable {
         spec.std = (std[0], std[1], std[2])
         spec.channels_bgr = channelOrder == .bgr ? 1 : 0
         spec.allow_dct_reduction = allowDCTReduction ? 1 : 0
+        spec.allow_crop_decoding = allowCropDecoding ? 1 : 0
         spec.max_pixels = Int64(maxPixels)
         return spec
     }

@@ -52,6 +52,34 @@ func preprocess(_ image: Data, spec: PreprocessSpec = efficientNetSpec) throws(I
         #expect(report.dctScale == 1 && report.decodedWidth == 4000)
     }
 
+    /// libjpeg-turbo decodes only the rows and columns the centre crop reads: the same tensor
+    /// to the bit as decoding every pixel, from fewer decoded pixels. Every JPEG fixture, at
+    /// each DCT scale it takes, landscape, portrait, progressive and grey; rotated ones
+    /// (EXIF) are decoded whole and must match too.
+    @Test("decoding only the crop's region gives the tensor a full decode gives", arguments: [
+        "cat.jpg", "big_cat.jpg", "mid_cat.jpg", "astronaut.jpg", "coffee.jpg", "rocket.jpg", "cat_progressive.jpg", "cat_gray.jpg",
+        "cat_exif6.jpg", "cat_cmyk.jpg",
+    ])
+    func cropDecodingMatchesFullDecoding(name: String) throws {
+        let image = try Fixtures.image(name)
+        for dct in [true, false] {
+            var full = efficientNetSpec
+            full.allowDCTReduction = dct
+            full.allowCropDecoding = false
+            var cropped = full
+            cropped.allowCropDecoding = true
+            let (fullReport, fullTensor) = try preprocess(image, spec: full)
+            let (croppedReport, croppedTensor) = try preprocess(image, spec: cropped)
+            #expect(croppedTensor == fullTensor, "\(name), DCT \(dct)")
+            #expect(fullReport.decodedPixels == fullReport.decodedWidth * fullReport.decodedHeight)
+            #expect(croppedReport.decodedWidth == fullReport.decodedWidth && croppedReport.decodedHeight == fullReport.decodedHeight)
+            let upright = !name.contains("exif") && !name.contains("cmyk")
+            if upright && fullReport.decodedWidth != fullReport.decodedHeight {
+                #expect(croppedReport.decodedPixels < fullReport.decodedPixels, "\(name), DCT \(dct): \(croppedReport.decodedPixels) pixels decoded")
+            }
+        }
+    }
+
     @Test("EXIF orientation turns the stored pixels upright", arguments: ["cat_exif3.jpg", "cat_exif6.jpg", "cat_exif8.jpg"])
     func exifOrientation(name: String) throws {
         let (report, tensor) = try preprocess(try Fixtures.image(name))

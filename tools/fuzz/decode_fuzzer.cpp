@@ -1,6 +1,7 @@
 // libFuzzer entry point over the decode/preprocess shim (Sources/COpenCVCodec): every input
-// is probed and then preprocessed the way the server does it, with DCT reduction on. Built
-// with AddressSanitizer and UndefinedBehaviorSanitizer by tools/fuzz/run.sh.
+// is probed and then preprocessed the way the server does it, with DCT reduction and crop
+// decoding on, and once more decoding every pixel: where both succeed, the tensors must be
+// identical. Built with AddressSanitizer and UndefinedBehaviorSanitizer by tools/fuzz/run.sh.
 #include "COpenCVCodec.h"
 
 #include <cstdint>
@@ -23,6 +24,7 @@ vp_preprocess_spec spec() {
     }
     spec.channels_bgr = 0;
     spec.allow_dct_reduction = 1;
+    spec.allow_crop_decoding = 1;
     // Large enough for every real corpus file, small enough that a hostile header claiming
     // a huge image is refused before it costs seconds or gigabytes.
     spec.max_pixels = 1 << 24;
@@ -33,7 +35,12 @@ vp_preprocess_spec spec() {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const vp_preprocess_spec settings = spec();
-    static std::vector<float> tensor(3 * kCrop * kCrop);
+    static const vp_preprocess_spec everyPixel = [] {
+        vp_preprocess_spec full = spec();
+        full.allow_crop_decoding = 0;
+        return full;
+    }();
+    static std::vector<float> tensor(3 * kCrop * kCrop), fullTensor(3 * kCrop * kCrop);
     char message[256];
     vp_image_info info{};
     vp_codec_status probed = vp_codec_probe(data, size, &info, message, sizeof message);
@@ -48,6 +55,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     } else if (status == VP_CODEC_INTERNAL || status == VP_CODEC_INVALID_ARGUMENT) {
         abort();  // hostile bytes must be reported as the input's fault, never the shim's
+    }
+    // Decoding only the crop's region reads the same pixels as decoding all of them. A full
+    // decode may still fail where the crop's did not: past the region the data can be corrupt.
+    vp_preprocess_report fullReport{};
+    if (vp_codec_preprocess(data, size, &everyPixel, fullTensor.data(), fullTensor.size(), &fullReport, message, sizeof message) == VP_CODEC_OK &&
+        status == VP_CODEC_OK && tensor != fullTensor) {
+        abort();
     }
     return 0;
 }

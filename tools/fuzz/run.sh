@@ -13,10 +13,14 @@ jobs=${2:-$(nproc)}
 out="$root/.build-fuzz"
 mkdir -p "$out/corpus" "$out/artifacts" "$root/tools/fuzz/regressions"
 
-clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -I"$root/Sources/COpenCVCodec/include" -I/usr/include/opencv4 \
+sanitizers=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
+# The JPEG decoder is C (libjpeg-turbo's API); the rest of the shim is C++.
+clang -std=c11 "${sanitizers[@]/-fsanitize=fuzzer,/-fsanitize=fuzzer-no-link,}" -c "$root/Sources/COpenCVCodec/JPEGDecoder.c" \
+    -o "$out/JPEGDecoder.o"
+clang++ -std=c++17 "${sanitizers[@]}" \
+    -I"$root/Sources/COpenCVCodec/include" -I"$root/Sources/COpenCVCodec" -I/usr/include/opencv4 \
     "$root/Sources/COpenCVCodec/ImageCodec.cpp" "$root/Sources/COpenCVCodec/SilentPNGWarnings.cpp" "$root/tools/fuzz/decode_fuzzer.cpp" \
-    -Wl,--export-dynamic-symbol=png_create_read_struct -lopencv_imgcodecs -lopencv_imgproc -lopencv_core -lpng \
+    "$out/JPEGDecoder.o" -Wl,--export-dynamic-symbol=png_create_read_struct -lopencv_imgcodecs -lopencv_imgproc -lopencv_core -lpng -ljpeg \
     -o "$out/decode_fuzzer"
 
 cd "$out"

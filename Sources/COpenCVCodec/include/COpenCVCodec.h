@@ -49,6 +49,7 @@ typedef struct {
     float std[3];
     int32_t channels_bgr;      ///< 0: the model takes RGB; 1: BGR
     int32_t allow_dct_reduction; ///< decode large JPEGs at 1/2, 1/4 or 1/8 scale
+    int32_t allow_crop_decoding; ///< decode only the JPEG rows and columns the centre crop reads
     int64_t max_pixels;        ///< images whose header claims more are refused before decoding
 } vp_preprocess_spec;
 
@@ -58,9 +59,9 @@ typedef struct {
     int32_t dct_scale;      ///< 1, 2, 4 or 8
     int32_t decoded_width;  ///< after DCT reduction and EXIF orientation
     int32_t decoded_height;
+    int32_t decoded_pixels; ///< pixels the decoder produced: fewer than width × height when it decoded only the crop's region
     double decode_seconds;
-    double resize_seconds;
-    double normalize_seconds;
+    double preprocess_seconds; ///< resize, crop and normalize: one pass into the tensor
 } vp_preprocess_report;
 
 /// Reads the format and dimensions from the header only.
@@ -73,7 +74,9 @@ vp_codec_status vp_codec_probe(const uint8_t *data, size_t length, vp_image_info
 int64_t vp_codec_working_bytes(const vp_image_info *info, const vp_preprocess_spec *spec);
 
 /// Decodes `data` and writes the normalized NCHW tensor into `output`, which must hold
-/// exactly 3 × crop_height × crop_width floats.
+/// exactly 3 × crop_height × crop_width floats. The resize (bilinear, half-pixel centres, as
+/// OpenCV's INTER_LINEAR), the centre crop and the normalization are one pass that computes
+/// only the crop's pixels and writes them straight into `output`.
 vp_codec_status vp_codec_preprocess(const uint8_t *data, size_t length, const vp_preprocess_spec *spec,
                                     float *output, size_t output_count, vp_preprocess_report *report,
                                     char *message, size_t message_capacity);
