@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Decode and preprocess time per image, before and after a change to the decoder: builds the
-# shim (Sources/COpenCVCodec) from a git revision and from the working tree, both -O2, and
+# shim (Sources/COpenCVCodec) from a git revision and from the working tree, both with clang -O2
+# as SwiftPM builds it, and
 # runs them in turn on the same files, per format, for a few rounds. Medians in µs.
 #
 #   tools/decode_bench.sh [REVISION] [--rounds 3] [--seconds 2]
@@ -29,8 +30,8 @@ build() {  # build FOLDER-WITH-SOURCES OUTPUT
         flags+=(-DVP_BENCH_PREPROCESS_SECONDS\(r\)=\(r.resize_seconds+r.normalize_seconds\))
     fi
     grep -q allow_crop_decoding "$header" && flags+=(-DVP_BENCH_CROP_DECODING)
-    gcc -O2 -c "$sources/JPEGDecoder.c" -o "$2.jpeg.o"
-    g++ -std=c++17 -O2 "${flags[@]}" -I"$sources/include" -I"$sources" -I/usr/include/opencv4 "$sources/ImageCodec.cpp" \
+    clang -O2 -c "$sources/JPEGDecoder.c" -o "$2.jpeg.o"
+    clang++ -std=c++17 -O2 "${flags[@]}" -I"$sources/include" -I"$sources" -I/usr/include/opencv4 "$sources/ImageCodec.cpp" \
         "$sources/SilentPNGWarnings.cpp" tools/decode_bench/decode_bench.cpp "$2.jpeg.o" \
         -Wl,--export-dynamic-symbol=png_create_read_struct -lopencv_imgcodecs -lopencv_imgproc -lopencv_core -lpng -ljpeg -o "$2"
 }

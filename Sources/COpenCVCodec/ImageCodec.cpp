@@ -19,6 +19,38 @@
 #include <mutex>
 #include <vector>
 
+// The fused resize's two inner loops, over plain arrays: compiled for AVX2 as well as for the
+// baseline, the CPU choosing at load (target_clones), as OpenCV's own kernels dispatch.
+
+/// Rounds to the nearest integer, ties to even (as numpy's rint), for 0 ≤ value < 2²²: adding
+/// and taking away 2²³ + 2²² leaves no fraction bits, and the default rounding mode rounds.
+/// Unlike `nearbyint`, it is two additions the compiler keeps in vector registers.
+static inline float vp_round_to_integer(float value) {
+    const float shift = 12582912.0f;
+    return (value + shift) - shift;
+}
+
+/// `between[i]` = the blend of `upper[i]` and `lower[i]`, `weight` of the way to `lower`.
+__attribute__((target_clones("avx2", "default"))) static void vp_blend_rows(const uint8_t *__restrict upper, const uint8_t *__restrict lower,
+                                                                              float weight, size_t count, float *__restrict between) {
+    for (size_t index = 0; index < count; index++) {
+        const float top = upper[index], bottom = lower[index];
+        between[index] = top + (bottom - top) * weight;
+    }
+}
+
+/// One output row of one channel: each pixel blended between `values[left[x]]` and
+/// `values[right[x]]`, rounded to 8 bits, then normalized.
+__attribute__((target_clones("avx2", "default"))) static void vp_blend_columns(const float *__restrict values, const int32_t *__restrict left,
+                                                                                 const int32_t *__restrict right, const float *__restrict weights,
+                                                                                 int32_t width, float scale, float offset, float *__restrict out) {
+    for (int32_t x = 0; x < width; x++) {
+        const float a = values[left[x]], b = values[right[x]];
+        const float value = std::min(std::max(a + (b - a) * weights[x], 0.0f), 255.0f);
+        out[x] = vp_round_to_integer(value) * scale + offset;
+    }
+}
+
 namespace {
 
 /// Longest side ratio accepted after resizing: bounds the intermediate image's memory.
@@ -319,9 +351,11 @@ vp_codec_status checkLimits(int32_t width, int32_t height, const vp_preprocess_s
 }
 
 /// Resizes, centre-crops and normalizes in one pass: each pixel of the crop is blended from its
-/// four source pixels (columns first, each source row once per output row it feeds, rounded to
-/// 8 bits as an 8-bit resize would), then written as planar, normalized floats in the model's
-/// channel order. Only the crop is computed; the source may be just the region it reads.
+/// four source pixels (between its two source rows first, over the columns the crop reads, then
+/// along the row), rounded to 8 bits as an 8-bit resize would, and written as planar, normalized
+/// floats in the model's channel order. Only the crop is computed, and the source may be just
+/// the region it reads. The vertical blend runs over contiguous bytes; only the horizontal one
+/// gathers.
 void resizeCropNormalize(const Decoded &decoded, const vp_preprocess_spec &spec, float *output) {
     const CropPlan plan(decoded.width, decoded.height, spec);
     const int32_t width = spec.crop_width;
@@ -333,39 +367,21 @@ void resizeCropNormalize(const Decoded &decoded, const vp_preprocess_spec &spec,
         scale[channel] = 1.0f / spec.std[channel];
         offset[channel] = -spec.mean[channel] * scale[channel];
     }
-    // The columns blended from source row `row`, for the last two rows asked for.
-    std::vector<float> blended[2] = {std::vector<float>(size_t(width) * 3), std::vector<float>(size_t(width) * 3)};
-    int32_t blendedRow[2] = {-1, -1};
-    auto blendRow = [&](int32_t row) -> const float * {
-        for (int slot = 0; slot < 2; slot++) {
-            if (blendedRow[slot] == row) return blended[slot].data();
-        }
-        const int slot = blendedRow[0] == -1 || (blendedRow[1] != -1 && blendedRow[0] < blendedRow[1]) ? 0 : 1;
-        const uint8_t *pixels = decoded.pixels.ptr<uint8_t>(row - decoded.y);
-        float *out = blended[slot].data();
-        for (int32_t x = 0; x < width; x++) {
-            const uint8_t *left = pixels + size_t(plan.columns.low[size_t(x)] - decoded.x) * 3;
-            const uint8_t *right = pixels + size_t(plan.columns.high[size_t(x)] - decoded.x) * 3;
-            const float weight = plan.columns.weight[size_t(x)];
-            for (int channel = 0; channel < 3; channel++) {
-                out[x * 3 + channel] = float(left[channel]) * (1.0f - weight) + float(right[channel]) * weight;
-            }
-        }
-        blendedRow[slot] = row;
-        return out;
-    };
+    // The source columns the crop reads, and where each output pixel's two lie among them.
+    const int32_t first = plan.columns.low.front(), span = plan.columns.high.back() + 1 - first;
+    std::vector<int32_t> left(static_cast<size_t>(width)), right(static_cast<size_t>(width));
+    for (int32_t x = 0; x < width; x++) {
+        left[size_t(x)] = (plan.columns.low[size_t(x)] - first) * 3;
+        right[size_t(x)] = (plan.columns.high[size_t(x)] - first) * 3;
+    }
+    std::vector<float> between(size_t(span) * 3);
     for (int32_t y = 0; y < spec.crop_height; y++) {
-        const float *top = blendRow(plan.rows.low[size_t(y)]);
-        const float *bottom = blendRow(plan.rows.high[size_t(y)]);
-        const float weight = plan.rows.weight[size_t(y)];
-        float *planes[3];
-        for (int channel = 0; channel < 3; channel++) planes[channel] = output + channel * plane + size_t(y) * width;
-        for (int32_t x = 0; x < width; x++) {
-            for (int channel = 0; channel < 3; channel++) {
-                const int index = x * 3 + source[channel];
-                const float value = std::nearbyint(std::clamp(top[index] * (1.0f - weight) + bottom[index] * weight, 0.0f, 255.0f));
-                planes[channel][x] = value * scale[channel] + offset[channel];
-            }
+        const uint8_t *upper = decoded.pixels.ptr<uint8_t>(plan.rows.low[size_t(y)] - decoded.y) + size_t(first - decoded.x) * 3;
+        const uint8_t *lower = decoded.pixels.ptr<uint8_t>(plan.rows.high[size_t(y)] - decoded.y) + size_t(first - decoded.x) * 3;
+        vp_blend_rows(upper, lower, plan.rows.weight[size_t(y)], between.size(), between.data());
+        for (int channel = 0; channel < 3; channel++) {
+            vp_blend_columns(between.data() + source[channel], left.data(), right.data(), plan.columns.weight.data(), width, scale[channel],
+                             offset[channel], output + channel * plane + size_t(y) * size_t(width));
         }
     }
 }

@@ -68,9 +68,9 @@ typedef struct {
 vp_codec_status vp_codec_probe(const uint8_t *data, size_t length, vp_image_info *info,
                                char *message, size_t message_capacity);
 
-/// Bytes `vp_codec_preprocess` holds while it turns an image with this header into a tensor
-/// (the decoded image at its DCT scale, an oriented copy, the resized image): an upper
-/// estimate, so that a server can count decoding against its memory budget before it starts.
+/// Bytes `vp_codec_preprocess` may hold while it turns an image with this header into a tensor
+/// (the decoded image at its DCT scale, an oriented copy, a resized image's worth): an upper
+/// bound, so that a server can count decoding against its memory budget before it starts.
 int64_t vp_codec_working_bytes(const vp_image_info *info, const vp_preprocess_spec *spec);
 
 /// Decodes `data` and writes the normalized NCHW tensor into `output`, which must hold
