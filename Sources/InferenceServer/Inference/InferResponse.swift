@@ -11,40 +11,67 @@ struct InferResponse {
         model: String, id: String?, outputs: [InferRequest.RequestedOutput], batch: Int, classes: Int, scores: [Float],
         classify: (ArraySlice<Float>, Int) -> [String]
     ) throws {
-        var described: [[String: Any]] = []
         var binary = Data()
-        for output in outputs {
-            var entry: [String: Any] = ["name": output.name]
-            var bytes: Data
-            if let k = output.classification {
-                let top = min(k, classes)
-                let strings = (0..<batch).flatMap { row in classify(scores[(row * classes)..<((row + 1) * classes)], top) }
-                entry["datatype"] = "BYTES"
-                entry["shape"] = [batch, top]
-                bytes = Data(strings.flatMap { string -> [UInt8] in
-                    let utf8 = Array(string.utf8)
-                    return withUnsafeBytes(of: UInt32(utf8.count).littleEndian, Array.init) + utf8
-                })
-                if !output.binary { entry["data"] = strings }
-            } else {
-                entry["datatype"] = "FP32"
-                entry["shape"] = [batch, classes]
-                bytes = scores.withUnsafeBufferPointer { Data(buffer: $0) }
-                if !output.binary {
-                    guard scores.allSatisfy(\.isFinite) else { throw ServerError(.internalServerError, "the model produced non-finite scores, which JSON cannot carry; ask for binary_data") }
-                    entry["data"] = scores.map(Double.init)
+        var json = JSONWriter(capacity: outputs.contains { !$0.binary && $0.classification == nil } ? 12 * scores.count + 256 : 512)
+        try json.object { json in
+            json.key("model_name")
+            json.string(model)
+            json.key("model_version")
+            json.string("1")
+            if let id {
+                json.key("id")
+                json.string(id)
+            }
+            json.key("outputs")
+            try json.array { json in
+                for output in outputs {
+                    try json.object { json in
+                        json.key("name")
+                        json.string(output.name)
+                        let bytes: Data
+                        if let k = output.classification {
+                            let top = min(k, classes)
+                            let strings = (0..<batch).flatMap { row in classify(scores[(row * classes)..<((row + 1) * classes)], top) }
+                            Self.header(&json, datatype: "BYTES", shape: [batch, top])
+                            bytes = Data(strings.flatMap { string -> [UInt8] in
+                                let utf8 = Array(string.utf8)
+                                return withUnsafeBytes(of: UInt32(utf8.count).littleEndian, Array.init) + utf8
+                            })
+                            if !output.binary {
+                                json.key("data")
+                                json.array { json in strings.forEach { json.string($0) } }
+                            }
+                        } else {
+                            Self.header(&json, datatype: "FP32", shape: [batch, classes])
+                            bytes = scores.withUnsafeBufferPointer { Data(buffer: $0) }
+                            if !output.binary {
+                                guard scores.allSatisfy(\.isFinite) else {
+                                    throw ServerError(.internalServerError, "the model produced non-finite scores, which JSON cannot carry; ask for binary_data")
+                                }
+                                json.key("data")
+                                json.array { json in scores.forEach { json.number($0) } }
+                            }
+                        }
+                        if output.binary {
+                            json.key("parameters")
+                            json.object { json in
+                                json.key("binary_data_size")
+                                json.number(bytes.count)
+                            }
+                            binary.append(bytes)
+                        }
+                    }
                 }
             }
-            if output.binary {
-                entry["parameters"] = ["binary_data_size": bytes.count]
-                binary.append(bytes)
-            }
-            described.append(entry)
         }
-        var object: [String: Any] = ["model_name": model, "model_version": "1", "outputs": described]
-        if let id { object["id"] = id }
-        let json = try JSONSerialization.data(withJSONObject: object, options: [.withoutEscapingSlashes])
-        body = json + binary
-        jsonLength = binary.isEmpty ? nil : json.count
+        body = Data(json.bytes) + binary
+        jsonLength = binary.isEmpty ? nil : json.bytes.count
+    }
+
+    private static func header(_ json: inout JSONWriter, datatype: String, shape: [Int]) {
+        json.key("datatype")
+        json.string(datatype)
+        json.key("shape")
+        json.array { json in shape.forEach { json.number($0) } }
     }
 }

@@ -47,6 +47,14 @@ extension ServedModel {
 
     /// "score:index:label" strings, most likely first, as the classification extension writes them.
     func classificationStrings(_ scores: ArraySlice<Float>, top k: Int) -> [String] {
-        topClasses(scores, k: k).map { "\(String(format: "%.6f", $0.score)):\($0.classIndex):\($0.label)" }
+        topClasses(scores, k: k).map { "\(sixDecimals($0.score)):\($0.classIndex):\($0.label)" }
     }
+}
+
+/// A probability with six decimals, as `%.6f` writes it, without Foundation's formatter
+/// (which cost more than the rest of a reply).
+func sixDecimals(_ value: Float) -> String {
+    let millionths = Int((Double(value) * 1_000_000).rounded())
+    let fraction = String(abs(millionths) % 1_000_000)
+    return (millionths < 0 ? "-" : "") + "\(abs(millionths) / 1_000_000)." + String(repeating: "0", count: 6 - fraction.count) + fraction
 }
