@@ -41,7 +41,11 @@ enum WorkerLoop {
             if configuration.engine.device.isGPU {
                 try arena.pin(with: CUDAHostRegistration())
             } else if configuration.lockSlots {
-                try arena.pin(with: MemoryLock())
+                do {
+                    try arena.pin(with: MemoryLock())
+                } catch {
+                    fail("cannot lock the \(arena.layout.totalSize)-byte arena in RAM (mlock: \(error)): raise the memlock limit (ulimit -l) or leave out --lock-slots")
+                }
             }
             warmUpTime = try warmUp(engine, maxBatch: configuration.maxBatch)
         } catch {
