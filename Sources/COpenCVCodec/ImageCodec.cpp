@@ -17,6 +17,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 // The fused resize's two inner loops, over plain arrays: compiled for AVX2 as well as for the
@@ -298,6 +299,8 @@ struct CropPlan {
 struct Decoded {
     cv::Mat pixels;
     int32_t x = 0, y = 0, width = 0, height = 0;
+    /// The crop's plan, when the decoder already made it to choose the region.
+    std::optional<CropPlan> plan;
 };
 
 /// Decodes a JPEG at 1/`scale` into BGR with libjpeg-turbo and applies its EXIF orientation.
@@ -317,7 +320,7 @@ vp_codec_status decodeJPEG(const uint8_t *data, size_t length, int32_t scale, bo
     const int32_t orientation = vp_jpeg_exif_orientation(data, length);
     if (crop && orientation == 1) {
         constexpr int32_t margin = 16;
-        const CropPlan plan(width, height, spec);
+        CropPlan plan(width, height, spec);
         int32_t x = std::max(0, plan.columns.low.front() - margin);
         int32_t columns = std::min(width, plan.columns.high.back() + 1 + margin) - x;
         const int32_t y = std::max(0, plan.rows.low.front() - margin);
@@ -326,7 +329,7 @@ vp_codec_status decodeJPEG(const uint8_t *data, size_t length, int32_t scale, bo
         if (vp_jpeg_read_region(decoder.get(), &x, &columns, y, rows, pixels.data, pixels.step, message, capacity) != VP_JPEG_OK) {
             return VP_CODEC_CORRUPT;
         }
-        decoded = Decoded{pixels.colRange(0, columns), x, y, width, height};
+        decoded = Decoded{pixels.colRange(0, columns), x, y, width, height, std::move(plan)};
         return VP_CODEC_OK;
     }
     cv::Mat pixels(height, width, CV_8UC3);
@@ -357,7 +360,9 @@ vp_codec_status checkLimits(int32_t width, int32_t height, const vp_preprocess_s
 /// the region it reads. The vertical blend runs over contiguous bytes; only the horizontal one
 /// gathers.
 void resizeCropNormalize(const Decoded &decoded, const vp_preprocess_spec &spec, float *output) {
-    const CropPlan plan(decoded.width, decoded.height, spec);
+    std::optional<CropPlan> own;
+    if (!decoded.plan) own.emplace(decoded.width, decoded.height, spec);
+    const CropPlan &plan = decoded.plan ? *decoded.plan : *own;
     const int32_t width = spec.crop_width;
     const size_t plane = size_t(width) * size_t(spec.crop_height);
     int source[3];
