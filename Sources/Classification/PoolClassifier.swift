@@ -59,10 +59,10 @@ public final class PoolClassifier: Sendable {
 }
 
 extension InferenceReceipt {
-    /// The pool's stages of a batch: waiting in the front and in the worker's socket (both
-    /// queueing), the engine, and the reply's way back.
+    /// The pool's stages of a batch: waiting in the front for a slot and for a worker, and in
+    /// the worker's socket (all queueing), the engine, and the reply's way back.
     public var stages: StageTimes {
-        StageTimes([.queue: queueSeconds + toWorkerSeconds, .inference: inferenceSeconds, .handoff: fromWorkerSeconds])
+        StageTimes([.queue: slotWaitSeconds + queueSeconds + toWorkerSeconds, .inference: inferenceSeconds, .handoff: fromWorkerSeconds])
     }
 }
 

@@ -4,6 +4,15 @@ import Glibc
 /// two cores reach half the throughput of two pinned ones (docs/PERFORMANCE.md), so the pool never
 /// leaves placement to the scheduler.
 public enum CPUPlacement {
+    /// The CPUs left to workers and those kept for the front: the last `frontCPUs` of
+    /// `available` (none kept: the front shares every CPU with the workers).
+    public static func split(_ available: [Int], frontCPUs: Int) throws(PoolError) -> (workers: [Int], front: [Int]) {
+        guard frontCPUs >= 0, frontCPUs < available.count else {
+            throw .invalidConfiguration("keeping \(frontCPUs) CPUs for the front leaves none to the workers: \(available.count) are available")
+        }
+        return (Array(available.dropLast(frontCPUs)), Array(available.suffix(frontCPUs)))
+    }
+
     /// `workers` sets of `threads` CPUs each, disjoint while they fit; with `oversubscribe`
     /// they wrap around the available CPUs instead of being refused.
     public static func plan(workers: Int, threads: Int, available: [Int], oversubscribe: Bool) throws(PoolError) -> [[Int]] {

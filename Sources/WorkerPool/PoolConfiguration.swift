@@ -22,9 +22,18 @@ public struct PoolConfiguration: Sendable {
     public var maxRequestsPerWorker: Int?
     /// Allow workers × threads above the CPU count (sets then overlap).
     public var oversubscribe: Bool
+    /// CPUs kept for the front (decoding, HTTP): the last this many of the affinity mask. The
+    /// pool places its workers on the others and pins this process's threads to these, so
+    /// decoding never takes an engine's CPU. 0: the front runs on every CPU, beside the workers.
+    public var frontCPUs = 0
     /// CPU workers lock the arena's pages in RAM (`mlock`), as GPU workers always pin them for
     /// DMA (`cudaHostRegister`): no slot is ever swapped out or faulted in under a batch.
     public var lockSlots = false
+    /// Batches a worker holds at once (nil: `depthPerWorker`). 1 binds a batch to a worker only
+    /// when it is free, so none waits behind a busy worker while another idles; 2 queues one
+    /// behind the running one, so a worker never waits on the front's wake-up chain. At 70 %
+    /// load 2 gave the lower p99 (docs/PERFORMANCE.md): the chain cost more than the binding.
+    public var workerQueueDepth: Int?
     /// Requests that may wait for a free slot; past this they are refused at once, so memory
     /// stays bounded under overload.
     public var maxWaitingRequests: Int = 256
@@ -78,8 +87,11 @@ public struct PoolConfiguration: Sendable {
     /// Each batch size up to this is compiled and warmed in every worker (the engine keeps 16).
     public static let maxBatchLimit = 16
 
-    /// Batches a worker may hold at once: one running, one queued, so it never waits on the front.
-    static let depthPerWorker = 2
+    /// The most batches a worker may hold at once: one running, one queued, so it never waits on the front.
+    public static let depthPerWorker = 2
+
+    /// Batches each worker holds: `workerQueueDepth`, else two.
+    var queueDepth: Int { workerQueueDepth ?? Self.depthPerWorker }
 
     /// The least derived worker timeout: a batch that warmed up in milliseconds may still be
     /// slowed by a neighbour compiling its engine.

@@ -22,8 +22,10 @@ public struct InferenceReceipt: Sendable, Equatable {
     public var inferenceSeconds: Double
     /// How many workers this batch was sent to (2 after a crash and retry).
     public var attempts: Int
-    /// The hops of the batch: waiting in the front for a worker, the run message reaching
-    /// the worker, and its reply reaching the front.
+    /// The hops of the batch: waiting in the front for a free slot (back-pressure, before the
+    /// sample was written), then for a worker, the run message reaching the worker, and its
+    /// reply reaching the front.
+    public var slotWaitSeconds: Double = 0
     public var queueSeconds: Double
     public var toWorkerSeconds: Double
     public var fromWorkerSeconds: Double
@@ -100,6 +102,8 @@ public final class WorkerPool: @unchecked Sendable {
     public let configuration: PoolConfiguration
     public let arena: SharedArena
     public let cpuSets: [[Int]]
+    /// The CPUs this process keeps to itself once started (`PoolConfiguration.frontCPUs`); empty: all.
+    public let frontCPUSet: [Int]
     private let state: Mutex<State>
     private let wake: FileDescriptor
     /// The worker program, open since the pool was made: respawns run the same build.
@@ -111,9 +115,11 @@ public final class WorkerPool: @unchecked Sendable {
         guard (1...PoolConfiguration.maxBatchLimit).contains(configuration.maxBatch) else {
             throw PoolError.invalidConfiguration("the batch size must be between 1 and \(PoolConfiguration.maxBatchLimit)")
         }
+        let (workerCPUs, frontCPUs) = try CPUPlacement.split(availableCPUs(), frontCPUs: configuration.frontCPUs)
         cpuSets = try CPUPlacement.plan(
-            workers: configuration.workers, threads: configuration.threadsPerWorker, available: availableCPUs(),
+            workers: configuration.workers, threads: configuration.threadsPerWorker, available: workerCPUs,
             oversubscribe: configuration.oversubscribe)
+        frontCPUSet = frontCPUs
         self.configuration = configuration
         arena = try SharedArena(
             layout: SharedArena.Layout(
@@ -140,6 +146,13 @@ public final class WorkerPool: @unchecked Sendable {
     /// that fails, the workers that did start are stopped again before the error is thrown.
     public func start() async throws {
         do {
+            if !frontCPUSet.isEmpty {
+                do {
+                    try pinThisProcess(to: frontCPUSet)
+                } catch {
+                    throw PoolError.invalidConfiguration("cannot keep CPUs \(frontCPUSet) for the front: \(error)")
+                }
+            }
             try await spawnAndWaitUntilReady()
         } catch {
             await shutdown()
@@ -222,7 +235,9 @@ public final class WorkerPool: @unchecked Sendable {
         prepare: (UnsafeMutableBufferPointer<Float>) throws -> Void,
         consume: (UnsafeBufferPointer<Float>, InferenceReceipt) throws -> Result
     ) async throws -> Result {
+        let waitStart = ContinuousClock.now
         let (slot, index) = try await reserve()
+        let slotWait = ContinuousClock.now - waitStart
         do {
             try prepare(arena.input(slot: slot, sample: index))
         } catch {
@@ -235,12 +250,13 @@ public final class WorkerPool: @unchecked Sendable {
         defer { release(slot) }
         // The request's own thread sends the batch when a worker is free: no supervisor wake-up
         // on the way in, only on the way back.
-        let receipt = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<InferenceReceipt, Error>) in
+        var receipt = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<InferenceReceipt, Error>) in
             state.withLock { state in
                 state.prepared(slot: slot, index: index, waiter: continuation)
                 dispatch(in: &state)
             }
         }
+        receipt.slotWaitSeconds = slotWait.seconds
         return try consume(arena.output(slot: slot, sample: index), receipt)
     }
 
@@ -455,7 +471,7 @@ public final class WorkerPool: @unchecked Sendable {
     /// Hands queued batches to the ready workers with the fewest batches in hand.
     private func dispatch(in state: inout State) {
         while let slot = state.dispatchQueue.first {
-            let candidates = state.workers.values.filter { $0.ready && !$0.stopping && $0.inFlight.count < PoolConfiguration.depthPerWorker }
+            let candidates = state.workers.values.filter { $0.ready && !$0.stopping && $0.inFlight.count < configuration.queueDepth }
             guard let worker = candidates.min(by: { ($0.inFlight.count, $0.served) < ($1.inFlight.count, $1.served) }) else { return }
             state.dispatchQueue.removeFirst()
             state.batches[slot]!.attempts += 1

@@ -19,9 +19,10 @@ enum WorkerLoop {
         close(Int32(CLinuxShims_WORKER_EXECUTABLE_FD))
         failIfAsked()
         if !configuration.cpus.isEmpty {
-            let cpus = configuration.cpus.map(Int32.init)
-            if CLinuxShims_set_process_affinity(cpus, cpus.count) != 0 {
-                fail("cannot pin to CPUs \(configuration.cpus): \(Errno(rawValue: errno))")
+            do {
+                try pinThisProcess(to: configuration.cpus)
+            } catch {
+                fail("cannot pin to CPUs \(configuration.cpus): \(error)")
             }
         }
         let arena: SharedArena

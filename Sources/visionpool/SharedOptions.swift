@@ -145,6 +145,23 @@ struct PoolSelection: ParsableArguments {
     @Option(help: "Replace each worker after it has run this many batches.")
     var maxRequestsPerWorker: Int?
 
+    @Option(help: ArgumentHelp(
+        "Batches a worker holds at once: 1 or 2 (default).",
+        discussion: """
+            2 queues one batch behind the running one, so a worker never waits for the front between batches. \
+            1 hands a batch over only when a worker is free, so none waits behind a busy worker while another idles; \
+            on 2 CPUs it gave the higher p99 at 70 % load (docs/PERFORMANCE.md).
+            """))
+    var workerQueueDepth: Int?
+
+    @Option(name: .customLong("front-cpus"), help: ArgumentHelp(
+        "CPUs kept for the front's decoding and HTTP: the last N of the affinity mask.",
+        discussion: """
+            The front's threads are pinned to them and the workers placed on the others. Default 0: the front \
+            runs on every CPU beside the pinned workers, which is faster on 2 CPUs (docs/PERFORMANCE.md).
+            """))
+    var frontCPUs: Int = 0
+
     @Flag(help: "Allow workers × threads above the CPU count (their CPU sets then overlap).")
     var oversubscribe = false
 
@@ -157,6 +174,12 @@ struct PoolSelection: ParsableArguments {
         guard workers.map({ $0 >= 1 }) ?? true else { throw ValidationError("--workers must be at least 1") }
         guard maxBatch.map({ (1...PoolConfiguration.maxBatchLimit).contains($0) }) ?? true else {
             throw ValidationError("--max-batch must be between 1 and \(PoolConfiguration.maxBatchLimit)")
+        }
+        guard frontCPUs >= 0, frontCPUs < availableCPUs().count else {
+            throw ValidationError("--front-cpus must leave at least one of the \(availableCPUs().count) available CPUs to the workers")
+        }
+        guard workerQueueDepth.map({ (1...PoolConfiguration.depthPerWorker).contains($0) }) ?? true else {
+            throw ValidationError("--worker-queue-depth must be 1 or \(PoolConfiguration.depthPerWorker)")
         }
         guard batchDelay >= 0 else { throw ValidationError("--batch-delay must not be negative") }
         guard maxRequestsPerWorker.map({ $0 >= 1 }) ?? true else { throw ValidationError("--max-requests-per-worker must be at least 1") }
@@ -172,7 +195,7 @@ struct PoolSelection: ParsableArguments {
     /// On GPUs, one worker per GPU with one host thread: the other CPUs decode.
     func shape(threads: Int, gpus: Int = 0) -> (workers: Int, threads: Int) {
         if gpus > 0 { return (workers ?? gpus, max(threads, 1)) }
-        let cpus = availableCPUs().count
+        let cpus = max(1, availableCPUs().count - frontCPUs)
         let threads = threads > 0 ? threads : max(1, cpus / (workers ?? cpus))
         return (workers ?? max(1, cpus / threads), threads)
     }
@@ -189,6 +212,8 @@ struct PoolSelection: ParsableArguments {
         configuration.maxRequestsPerWorker = maxRequestsPerWorker
         configuration.oversubscribe = oversubscribe
         configuration.lockSlots = lockSlots
+        configuration.workerQueueDepth = workerQueueDepth
+        configuration.frontCPUs = frontCPUs
         return configuration
     }
 }

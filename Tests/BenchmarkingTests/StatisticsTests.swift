@@ -58,3 +58,47 @@ import Testing
         #expect(Array(PoissonArrivals(rate: 50, seed: 3).prefix(100)) != Array(PoissonArrivals(rate: 50, seed: 4).prefix(100)))
     }
 }
+
+@Suite struct QueueingModelTests {
+    /// Exponentially distributed service times, as a recorder would hand them over.
+    private func exponential(mean: Double, count: Int = 20_000) -> [(seconds: Double, count: Int)] {
+        (0..<count).map { index in (-log(1 - (Double(index) + 0.5) / Double(count)) * mean, 1) }
+    }
+
+    /// M/M/1's response time is exponential with rate μ − λ, so its quantiles are known in
+    /// closed form; the M/G/1 resampling of exponential services must reproduce them.
+    @Test func resamplingExponentialServicesGivesTheMM1Quantiles() throws {
+        let predictions = try #require(QueueingModel.predict(rate: 50, servers: 1, serviceTimes: exponential(mean: 0.010)))
+        let general = try #require(predictions.first { $0.model == "M/G/1" })
+        #expect(abs(general.utilization - 0.5) < 0.01)
+        for (value, quantile) in [(general.p50, 0.5), (general.p99, 0.99)] {
+            let expected = -log(1 - quantile) / (100.0 - 50) * 1000
+            #expect(abs(value - expected) / expected < 0.05, "q\(quantile): \(value) ms, expected \(expected) ms")
+        }
+    }
+
+    /// Deterministic service: Pollaczek–Khinchine gives M/D/1's mean wait ρD / (2(1 − ρ)); at
+    /// ρ = 0.5 that is half a service, so the median response lies between D and 2D, and a
+    /// lightly loaded queue answers in about one service.
+    @Test func deterministicServiceBehavesAsMD1() throws {
+        let loaded = try #require(QueueingModel.predict(rate: 5, servers: 1, serviceTimes: [(0.1, 1)])?.first)
+        #expect(loaded.model == "M/D/1")
+        #expect(loaded.p50 > 100 && loaded.p50 < 200)
+        #expect(loaded.p99 > loaded.p50)
+        let light = try #require(QueueingModel.predict(rate: 0.01, servers: 2, serviceTimes: [(0.1, 1)])?.first)
+        #expect(abs(light.p50 - 100) < 0.01 && abs(light.p99 - 100) < 0.01)
+    }
+
+    /// One line shared by more workers waits less at the same load per worker.
+    @Test(arguments: [1, 2, 4]) func poolingLowersTheTail(servers: Int) throws {
+        let alone = try #require(QueueingModel.predict(rate: 7, servers: 1, serviceTimes: [(0.1, 1)])?.first)
+        let pooled = try #require(QueueingModel.predict(rate: 7 * Double(servers + 1), servers: servers + 1, serviceTimes: [(0.1, 1)])?.first)
+        #expect(pooled.p99 < alone.p99)
+    }
+
+    @Test func noPredictionAtOrAboveCapacityOrWithoutServiceTimes() {
+        #expect(QueueingModel.predict(rate: 20, servers: 2, serviceTimes: [(0.1, 1)]) == nil)
+        #expect(QueueingModel.predict(rate: 1, servers: 2, serviceTimes: []) == nil)
+        #expect(QueueingModel.predict(rate: 1, servers: 0, serviceTimes: [(0.1, 1)]) == nil)
+    }
+}

@@ -37,6 +37,28 @@ import Testing
         }
     }
 
+    /// `--front-cpus 1`: the front's threads run only on the last CPU of the mask, the worker
+    /// only on the others, and requests are still answered.
+    @Test(.enabled(if: allowedCPUs(getpid()).count >= 2, "needs two CPUs"))
+    func theFrontKeepsTheCPUsItIsGiven() async throws {
+        let available = allowedCPUs(getpid())
+        let server = try ServerHarness(["--workers", "1", "--front-cpus", "1"])
+        defer { server.stop() }
+        let front = server.process.processIdentifier
+        let threads = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(front)/task").compactMap { Int32($0) }
+        #expect(!threads.isEmpty)
+        for thread in threads {
+            #expect(allowedCPUs(thread) == [available.last!], "front thread \(thread)")
+        }
+        let workers = childrenOf(front)
+        #expect(workers.count == 1)
+        for worker in workers {
+            #expect(allowedCPUs(worker) == [available.first!], "worker \(worker)")
+        }
+        #expect(try server.request("POST", "/v1/classify", body: Fixtures.image("cat.jpg")).status == 200)
+        #expect(server.logText.contains("the front on [\(available.last!)]"))
+    }
+
     @Test func ctrlCToTheProcessGroupUnderLoadLosesNothingAndLeavesNothing() async throws {
         let server = try ServerHarness(["--graceful-timeout", "10"])
         defer { server.stop() }

@@ -46,3 +46,13 @@ public func lockedKilobytes(pid: String = "self") -> Int? {
     else { return nil }
     return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])
 }
+
+/// The CPUs a process may run on, from /proc/PID/status (`Cpus_allowed_list`); empty if it is gone.
+public func allowedCPUs(_ pid: Int32) -> [Int] {
+    let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+    guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") }) else { return [] }
+    return line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces).split(separator: ",").flatMap { range -> [Int] in
+        let bounds = range.split(separator: "-").compactMap { Int($0) }
+        return bounds.isEmpty ? [] : Array(bounds[0]...bounds.last!)
+    }
+}

@@ -64,6 +64,12 @@ import Testing
         #expect(plan == [[0, 1], [2, 3]])
     }
 
+    @Test func theFrontKeepsTheLastCPUsAndTheWorkersTheRest() throws {
+        #expect(try CPUPlacement.split([0, 1, 2, 3], frontCPUs: 1) == ([0, 1, 2], [3]))
+        #expect(try CPUPlacement.split([2, 5], frontCPUs: 0) == ([2, 5], []))
+        #expect(throws: PoolError.self) { try CPUPlacement.split([0, 1], frontCPUs: 2) }
+    }
+
     @Test func oversubscriptionMustBeAskedFor() throws {
         #expect(throws: PoolError.self) { try CPUPlacement.plan(workers: 3, threads: 1, available: [0, 1], oversubscribe: false) }
         #expect(try CPUPlacement.plan(workers: 3, threads: 1, available: [4, 6], oversubscribe: true) == [[4], [6], [4]])

@@ -37,16 +37,6 @@ func arenaInode(_ pool: WorkerPool) -> UInt64 {
     return UInt64(status.st_ino)
 }
 
-/// The CPUs a process may run on, from /proc/PID/status.
-func allowedCPUs(_ pid: Int32) throws -> [Int] {
-    let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
-    let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") })
-    return line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces).split(separator: ",").flatMap { range -> [Int] in
-        let bounds = range.split(separator: "-").compactMap { Int($0) }
-        return Array(bounds[0]...bounds.last!)
-    }
-}
-
 func configuration(
     model: String = "resnet18", workers: Int = 2, threads: Int = 1, maxBatch: Int = 1, precision: Precision = .f32, engine: EngineKind = .openvino
 ) throws -> PoolConfiguration {
@@ -90,7 +80,7 @@ func infer(_ pool: WorkerPool, value: Float = 0.25) async throws -> ([Float], In
         #expect(workers.count == 2)
         var seen = Set<Int>()
         for worker in workers {
-            let cpus = try allowedCPUs(worker.pid)
+            let cpus = allowedCPUs(worker.pid)
             #expect(cpus == pool.cpuSets[worker.seat], "worker \(worker.pid)")
             #expect(seen.isDisjoint(with: cpus))
             seen.formUnion(cpus)

@@ -55,6 +55,8 @@ public struct RunMeasurement: Codable, Sendable {
     public var sendLag: LatencySummary?
     /// Open loop: arrivals dropped because `maxOutstanding` requests were already waiting.
     public var dropped: Int
+    /// Open loop: what the queueing models predict for this rate, workers and inference times.
+    public var queueing: [QueueingPrediction]?
     /// Per request, from being handed over (open loop: from its scheduled arrival) to its answer.
     public var latency: LatencySummary
     /// Per request, the time in each stage the target reports (absent ones it cannot see).
@@ -126,7 +128,9 @@ public enum LoadRunner {
         finished.fraction = 1
         progress(finished)
         let offered: Double? = if case .open(let rate) = load { rate } else { nil }
-        return tally.measurement(imagesPerRequest: target.imagesPerRequest, offeredRate: offered) { monitor.finish(seconds: $0) }
+        return tally.measurement(
+            imagesPerRequest: target.imagesPerRequest, offeredRate: offered, window: limits.warmUp.seconds...(limits.warmUp + limits.duration).seconds
+        ) { monitor.finish(seconds: $0) }
     }
 
     private static func send(
@@ -245,20 +249,29 @@ private final class Tally: Sendable {
         }
     }
 
-    func measurement(imagesPerRequest: Int, offeredRate: Double?, resources: (Double) -> ResourceUsage) -> RunMeasurement {
+    /// `window`: the measured seconds from the start of the run, for the queueing models.
+    func measurement(imagesPerRequest: Int, offeredRate: Double?, window: ClosedRange<Double>, resources: (Double) -> ResourceUsage) -> RunMeasurement {
         let snapshot = state.withLock { $0 }
         // Throughput over the time answers kept coming.
         let seconds = max(((snapshot.lastAnswer ?? until) - measureFrom).seconds, 1e-9)
         let images = snapshot.completed * imagesPerRequest
         let sendingSeconds = ((snapshot.lastSend ?? until) - measureFrom).seconds
+        let usage = resources(seconds)
+        let queueing = offeredRate.flatMap { rate in
+            snapshot.stages[.inference].flatMap { inference in
+                QueueingModel.predict(
+                    rate: rate, servers: usage.workers.count, serviceTimes: inference.distribution,
+                    window: window)
+            }
+        }
         return RunMeasurement(
             requests: snapshot.completed, failed: snapshot.failed,
             failures: snapshot.failures.map { Failure(message: $0.key, count: $0.value) }.sorted { $0.count > $1.count }, images: images, seconds: seconds,
             imagesPerSecond: Double(images) / seconds, offeredRate: offeredRate,
             achievedRate: offeredRate.map { _ in sendingSeconds > 0 ? Double(snapshot.sentMeasured) / sendingSeconds : 0 },
             sendLag: offeredRate.map { _ in snapshot.sendLag.summary },
-            dropped: snapshot.dropped, latency: snapshot.latency.summary,
+            dropped: snapshot.dropped, queueing: queueing, latency: snapshot.latency.summary,
             stages: Dictionary(uniqueKeysWithValues: snapshot.stages.map { ($0.key.rawValue, $0.value.summary) }),
-            resources: resources(seconds))
+            resources: usage)
     }
 }

@@ -42,6 +42,14 @@ extension BenchReport {
             let reasons = run.measurement.failures.map { "\($0.count)× \($0.message)" }.joined(separator: "; ")
             lines.append("failed in \(run.configuration.label): \(reasons)")
         }
+        for run in runs {
+            guard let models = run.measurement.queueing, let first = models.first else { continue }
+            let latency = run.measurement.latency
+            let predictions = models.map { "\($0.model) p50 \(formatted($0.p50, 1)), p99 \(formatted($0.p99, 1))" }.joined(separator: "; ")
+            lines.append(
+                "\(run.configuration.label): queueing models at the offered rate (\(first.servers) workers, mean inference \(formatted(first.serviceMilliseconds, 1)) ms, "
+                    + "utilization \(formatted(first.utilization * 100, 0)) %): \(predictions) ms; measured p99 = \(formatted(latency.p99 / first.p99, 2))× M/D/\(first.servers)'s")
+        }
         for run in runs where run.measurement.dropped > 0 {
             lines.append("\(run.configuration.label): \(run.measurement.dropped) arrivals dropped: \(LoadRunner.maxOutstanding) requests were already outstanding")
         }

@@ -24,6 +24,11 @@ public struct LatencyRecorder {
 
     public var count: Int { Int(histogram.totalCount) }
 
+    /// Every recorded value in seconds with how often it was seen, for models that resample it.
+    public var distribution: [(seconds: Double, count: Int)] {
+        histogram.recordedValues().map { (Double($0.value) / 1e6, Int($0.count)) }
+    }
+
     public var summary: LatencySummary {
         let milliseconds = { (microseconds: UInt64) in Double(microseconds) / 1000 }
         return LatencySummary(

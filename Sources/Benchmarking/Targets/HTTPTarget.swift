@@ -95,6 +95,8 @@ public final class HTTPTarget: BenchTarget {
             buffer.writeBytes(data)
         case .tensor(let values):
             _ = values.withUnsafeBytes { buffer.writeBytes($0) }
+        case .floatBytes(let data):
+            buffer.writeBytes(data)
         }
         request.headers.add(name: "Inference-Header-Content-Length", value: String(header.count))
         request.headers.add(name: "Content-Type", value: "application/octet-stream")
@@ -116,10 +118,10 @@ public final class HTTPTarget: BenchTarget {
         case .image(let data):
             input = ["name": inputName, "shape": [1], "datatype": "BYTES", "parameters": ["binary_data_size": data.count + 4]]
             output = ["name": outputName, "parameters": ["classification": 5]]
-        case .tensor(let values):
+        case .tensor, .floatBytes:
             input = [
                 "name": inputName, "shape": [1] + sampleShape, "datatype": "FP32",
-                "parameters": ["binary_data_size": values.count * MemoryLayout<Float>.size],
+                "parameters": ["binary_data_size": item.payload.bytes],
             ]
             output = ["name": outputName, "parameters": ["binary_data": true]]
         }

@@ -6,14 +6,17 @@ import Hummingbird
 /// (the binary tensor data extension, `Inference-Header-Content-Length`).
 public struct InferRequest {
     public enum Samples: Sendable {
-        /// FP32 tensors, `count` samples of the model's input shape, flattened.
+        /// FP32 tensors from JSON text, `count` samples of the model's input shape, flattened.
         case tensors(count: Int, values: [Float])
+        /// FP32 tensors in the binary extension: `count` samples' little-endian bytes, left in
+        /// the body until each is copied into its slot.
+        case tensorBytes(count: Int, bytes: Data)
         /// Encoded images (JPEG, PNG, …), one per sample.
         case images([Data])
 
         var count: Int {
             switch self {
-            case .tensors(let count, _): count
+            case .tensors(let count, _), .tensorBytes(let count, _): count
             case .images(let images): images.count
             }
         }
@@ -22,6 +25,8 @@ public struct InferRequest {
         func input(_ index: Int, sampleSize: Int) -> ModelInput {
             switch self {
             case .tensors(_, let values): .tensor(values[index * sampleSize..<(index + 1) * sampleSize])
+            case .tensorBytes(_, let bytes):
+                .floatBytes(bytes[bytes.startIndex + index * sampleSize * 4..<bytes.startIndex + (index + 1) * sampleSize * 4])
             case .images(let images): .image(images[index])
             }
         }
@@ -85,20 +90,21 @@ public struct InferRequest {
                 throw .badRequest("FP32 input shape \(shape) does not match the model's [N, \(sampleShape.map(String.init).joined(separator: ", "))]")
             }
             let count = shape.reduce(1, *)
-            let values: [Float]
             if binarySize != nil {
                 guard binary.count == count * 4 else { throw .badRequest("binary FP32 data is \(binary.count) bytes; shape \(shape) needs \(count * 4)") }
-                try memory.grow(by: count * 4, for: "the FP32 tensor")
-                values = binary.withUnsafeBytes { bytes in (0..<count).map { Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) } }
+                if let bad = Self.firstNonFinite(littleEndianFloats: binary) {
+                    throw .badRequest("FP32 element \(bad.index) is \(bad.value); inputs must be finite numbers")
+                }
+                samples = .tensorBytes(count: batch, bytes: binary)
             } else {
                 guard let range = tensorData.dataRange else { throw .badRequest("the FP32 input has no \"data\"") }
                 try memory.grow(by: count * 4, for: "the FP32 tensor")
-                values = try JSONTensorData.floats(in: json, range: range, expected: count)
+                let values = try JSONTensorData.floats(in: json, range: range, expected: count)
+                if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                    throw .badRequest("FP32 element \(bad) is \(values[bad]); inputs must be finite numbers")
+                }
+                samples = .tensors(count: batch, values: values)
             }
-            if let bad = values.firstIndex(where: { !$0.isFinite }) {
-                throw .badRequest("FP32 element \(bad) is \(values[bad]); inputs must be finite numbers")
-            }
-            samples = .tensors(count: batch, values: values)
         case "BYTES":
             guard shape.count == 1 || (shape.count == 2 && shape[1] == 1) else { throw .badRequest("BYTES input shape must be [N] or [N, 1], one image per element") }
             let images: [Data]
@@ -125,6 +131,17 @@ public struct InferRequest {
             let classification = (parameters["classification"] as? NSNumber)?.intValue
             if let classification, classification < 1 { throw .badRequest("classification must be at least 1") }
             return RequestedOutput(name: name, classification: classification, binary: (parameters["binary_data"] as? Bool) ?? false)
+        }
+    }
+
+    /// The first infinity or NaN among little-endian FP32 bytes, read where they lie.
+    private static func firstNonFinite(littleEndianFloats data: Data) -> (index: Int, value: Float)? {
+        data.withUnsafeBytes { bytes in
+            for index in 0..<bytes.count / 4 {
+                let value = Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self)))
+                if !value.isFinite { return (index, value) }
+            }
+            return nil
         }
     }
 

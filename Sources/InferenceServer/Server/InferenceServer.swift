@@ -281,7 +281,8 @@ struct PoolService: Service {
         logger.info("""
             pool ready in \(String(format: "%.2f", (ContinuousClock.now - start).seconds)) s: \
             \(configuration.workers) \(configuration.engine.kind.rawValue) \(classifier.pool.status.precision) workers × \(configuration.threadsPerWorker) threads \
-            on CPUs \(classifier.pool.cpuSets), batch ≤ \(configuration.maxBatch)
+            on CPUs \(classifier.pool.cpuSets)\(classifier.pool.frontCPUSet.isEmpty ? "" : ", the front on \(classifier.pool.frontCPUSet)"), \
+            batch ≤ \(configuration.maxBatch)
             """)
         try? await gracefulShutdown()
         await pool.shutdown(gracePeriod: Task.isCancelled ? .zero : stop.remaining)
