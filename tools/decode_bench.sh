@@ -20,6 +20,7 @@ while (($#)); do
     esac
 done
 out=.build-decode-bench
+rm -rf "$out/before"
 mkdir -p "$out/before/include" "$out/formats"
 
 build() {  # build FOLDER-WITH-SOURCES OUTPUT
@@ -30,12 +31,18 @@ build() {  # build FOLDER-WITH-SOURCES OUTPUT
         flags+=(-DVP_BENCH_PREPROCESS_SECONDS\(r\)=\(r.resize_seconds+r.normalize_seconds\))
     fi
     grep -q allow_crop_decoding "$header" && flags+=(-DVP_BENCH_CROP_DECODING)
-    clang -O2 -c "$sources/JPEGDecoder.c" -o "$2.jpeg.o"
+    # The C decoders the revision has (JPEGDecoder.c, later PNGDecoder.c).
+    local objects=()
+    for decoder in "$sources"/*.c; do
+        clang -O2 -c "$decoder" -o "$2.$(basename "$decoder" .c).o"
+        objects+=("$2.$(basename "$decoder" .c).o")
+    done
     clang++ -std=c++17 -O2 "${flags[@]}" -I"$sources/include" -I"$sources" -I/usr/include/opencv4 "$sources/ImageCodec.cpp" \
-        "$sources/SilentPNGWarnings.cpp" tools/decode_bench/decode_bench.cpp "$2.jpeg.o" \
-        -Wl,--export-dynamic-symbol=png_create_read_struct -lopencv_imgcodecs -lopencv_imgproc -lopencv_core -lpng -ljpeg -o "$2"
+        "$sources/SilentPNGWarnings.cpp" tools/decode_bench/decode_bench.cpp "${objects[@]}" \
+        -Wl,--export-dynamic-symbol=png_create_read_struct -lopencv_imgcodecs -lopencv_imgproc -lopencv_core -lpng -ljpeg -lspng -o "$2"
 }
-for file in ImageCodec.cpp JPEGDecoder.c JPEGDecoder.h SilentPNGWarnings.cpp include/COpenCVCodec.h; do
+for file in ImageCodec.cpp JPEGDecoder.c JPEGDecoder.h PNGDecoder.c PNGDecoder.h SilentPNGWarnings.cpp include/COpenCVCodec.h; do
+    git cat-file -e "$revision:Sources/COpenCVCodec/$file" 2>/dev/null || continue
     git show "$revision:Sources/COpenCVCodec/$file" > "$out/before/$file"
 done
 build "$out/before" "$out/decode_bench_before"
