@@ -50,8 +50,6 @@ let package = Package(
                 .unsafeFlags(["-Xlinker", "--export-dynamic-symbol=png_create_read_struct"]),
                 // JPEGDecoder.c decodes JPEGs with libjpeg-turbo itself (libjpeg62-turbo-dev).
                 .linkedLibrary("jpeg"),
-                // PNGDecoder.c decodes PNGs with libspng (libspng-dev).
-                .linkedLibrary("spng"),
                 .linkedLibrary("opencv_imgcodecs"),
                 .linkedLibrary("opencv_imgproc"),
                 .linkedLibrary("opencv_core"),

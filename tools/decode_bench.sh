@@ -31,15 +31,17 @@ build() {  # build FOLDER-WITH-SOURCES OUTPUT
         flags+=(-DVP_BENCH_PREPROCESS_SECONDS\(r\)=\(r.resize_seconds+r.normalize_seconds\))
     fi
     grep -q allow_crop_decoding "$header" && flags+=(-DVP_BENCH_CROP_DECODING)
-    # The C decoders the revision has (JPEGDecoder.c, later PNGDecoder.c).
-    local objects=()
+    # The C decoders the revision has: JPEGDecoder.c, and at 75c0a74 (libspng, measured slower
+    # than OpenCV's libpng and reverted; docs/PERFORMANCE.md) PNGDecoder.c, which needs libspng-dev.
+    local objects=() libraries=()
     for decoder in "$sources"/*.c; do
         clang -O2 -c "$decoder" -o "$2.$(basename "$decoder" .c).o"
         objects+=("$2.$(basename "$decoder" .c).o")
     done
+    [[ -f $sources/PNGDecoder.c ]] && libraries+=(-lspng)
     clang++ -std=c++17 -O2 "${flags[@]}" -I"$sources/include" -I"$sources" -I/usr/include/opencv4 "$sources/ImageCodec.cpp" \
         "$sources/SilentPNGWarnings.cpp" tools/decode_bench/decode_bench.cpp "${objects[@]}" \
-        -Wl,--export-dynamic-symbol=png_create_read_struct -lopencv_imgcodecs -lopencv_imgproc -lopencv_core -lpng -ljpeg -lspng -o "$2"
+        -Wl,--export-dynamic-symbol=png_create_read_struct -lopencv_imgcodecs -lopencv_imgproc -lopencv_core -lpng -ljpeg "${libraries[@]}" -o "$2"
 }
 for file in ImageCodec.cpp JPEGDecoder.c JPEGDecoder.h PNGDecoder.c PNGDecoder.h SilentPNGWarnings.cpp include/COpenCVCodec.h; do
     git cat-file -e "$revision:Sources/COpenCVCodec/$file" 2>/dev/null || continue

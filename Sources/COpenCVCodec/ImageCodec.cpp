@@ -1,10 +1,9 @@
 // Decoding and preprocessing: header probe, pixel limit, JPEG decoded by libjpeg-turbo directly
-// (JPEGDecoder.c) at a DCT-reduced scale and only where the centre crop reads, PNG by libspng
-// (PNGDecoder.c), other formats by OpenCV; then resize, centre crop and normalization in one pass straight into the caller's
+// (JPEGDecoder.c) at a DCT-reduced scale and only where the centre crop reads, other formats by
+// OpenCV; then resize, centre crop and normalization in one pass straight into the caller's
 // NCHW float buffer.
 #include "COpenCVCodec.h"
 #include "JPEGDecoder.h"
-#include "PNGDecoder.h"
 
 #include <opencv2/core.hpp>
 #include <opencv2/core/utils/logger.hpp>
@@ -302,8 +301,6 @@ struct Decoded {
     int32_t x = 0, y = 0, width = 0, height = 0;
     /// The crop's plan, when the decoder already made it to choose the region.
     std::optional<CropPlan> plan;
-    /// Channels in RGB order (libspng's output) rather than BGR (OpenCV's and libjpeg's here).
-    bool rgb = false;
 };
 
 /// Decodes a JPEG at 1/`scale` into BGR with libjpeg-turbo and applies its EXIF orientation.
@@ -343,35 +340,6 @@ vp_codec_status decodeJPEG(const uint8_t *data, size_t length, int32_t scale, bo
 }
 
 /// Refuses sizes over the pixel limit, and shapes whose resize would need an outsized image.
-/// Decodes a PNG into RGB with libspng: every sample of every row (PNG has no reduced or
-/// cropped decoding), refusing before inflating anything over the pixel limit.
-vp_codec_status decodePNG(const uint8_t *data, size_t length, const vp_preprocess_spec &spec, Decoded &decoded, char *message,
-                          size_t capacity) {
-    vp_png_decoder *opened = nullptr;
-    int32_t width = 0, height = 0;
-    const uint32_t maxSide = uint32_t(std::min<int64_t>(spec.max_pixels, INT32_MAX));
-    vp_png_status status = vp_png_open(data, length, maxSide, &opened, &width, &height, message, capacity);
-    if (status == VP_PNG_OK) {
-        const std::unique_ptr<vp_png_decoder, void (*)(vp_png_decoder *)> decoder(opened, vp_png_close);
-        const vp_codec_status limited = checkLimits(width, height, spec, message, capacity);
-        if (limited != VP_CODEC_OK) return limited;
-        cv::Mat pixels(height, width, CV_8UC3);
-        status = vp_png_read_rgb(decoder.get(), pixels.data, pixels.total() * pixels.elemSize(), message, capacity);
-        if (status == VP_PNG_OK) {
-            decoded.pixels = pixels;
-            decoded.width = width;
-            decoded.height = height;
-            decoded.rgb = true;
-            return VP_CODEC_OK;
-        }
-    }
-    switch (status) {
-    case VP_PNG_TOO_LARGE: return VP_CODEC_TOO_LARGE;
-    case VP_PNG_INTERNAL: return VP_CODEC_INTERNAL;
-    default: return VP_CODEC_CORRUPT;
-    }
-}
-
 vp_codec_status checkLimits(int32_t width, int32_t height, const vp_preprocess_spec &spec, char *message, size_t capacity) {
     if (int64_t(width) * height > spec.max_pixels) {
         return fail(message, capacity, VP_CODEC_TOO_LARGE, "the image is %dx%d (%lld pixels), over the limit of %lld pixels", width,
@@ -400,7 +368,7 @@ void resizeCropNormalize(const Decoded &decoded, const vp_preprocess_spec &spec,
     int source[3];
     float scale[3], offset[3];
     for (int channel = 0; channel < 3; channel++) {
-        source[channel] = (spec.channels_bgr != 0) != decoded.rgb ? channel : 2 - channel;
+        source[channel] = spec.channels_bgr ? channel : 2 - channel;
         scale[channel] = 1.0f / spec.std[channel];
         offset[channel] = -spec.mean[channel] * scale[channel];
     }
@@ -495,9 +463,6 @@ extern "C" vp_codec_status vp_codec_preprocess(const uint8_t *data, size_t lengt
         if (info.format == VP_FORMAT_JPEG) {
             const vp_codec_status status =
                 decodeJPEG(data, length, report->dct_scale, spec->allow_crop_decoding != 0, *spec, decoded, message, capacity);
-            if (status != VP_CODEC_OK) return status;
-        } else if (info.format == VP_FORMAT_PNG) {
-            const vp_codec_status status = decodePNG(data, length, *spec, decoded, message, capacity);
             if (status != VP_CODEC_OK) return status;
         }
         if (decoded.pixels.empty()) {

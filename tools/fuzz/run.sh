@@ -14,16 +14,14 @@ out="$root/.build-fuzz"
 mkdir -p "$out/corpus" "$out/artifacts" "$root/tools/fuzz/regressions"
 
 sanitizers=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
-# The JPEG and PNG decoders are C (libjpeg-turbo's and libspng's APIs); the rest of the shim is C++.
-for decoder in JPEGDecoder PNGDecoder; do
-    clang -std=c11 "${sanitizers[@]/-fsanitize=fuzzer,/-fsanitize=fuzzer-no-link,}" -c "$root/Sources/COpenCVCodec/$decoder.c" \
-        -o "$out/$decoder.o"
-done
+# The JPEG decoder is C (libjpeg-turbo's API); the rest of the shim is C++.
+clang -std=c11 "${sanitizers[@]/-fsanitize=fuzzer,/-fsanitize=fuzzer-no-link,}" -c "$root/Sources/COpenCVCodec/JPEGDecoder.c" \
+    -o "$out/JPEGDecoder.o"
 clang++ -std=c++17 "${sanitizers[@]}" \
     -I"$root/Sources/COpenCVCodec/include" -I"$root/Sources/COpenCVCodec" -I/usr/include/opencv4 \
     "$root/Sources/COpenCVCodec/ImageCodec.cpp" "$root/Sources/COpenCVCodec/SilentPNGWarnings.cpp" "$root/tools/fuzz/decode_fuzzer.cpp" \
-    "$out/JPEGDecoder.o" "$out/PNGDecoder.o" -Wl,--export-dynamic-symbol=png_create_read_struct \
-    -lopencv_imgcodecs -lopencv_imgproc -lopencv_core -lpng -ljpeg -lspng -o "$out/decode_fuzzer"
+    "$out/JPEGDecoder.o" -Wl,--export-dynamic-symbol=png_create_read_struct -lopencv_imgcodecs -lopencv_imgproc -lopencv_core -lpng -ljpeg \
+    -o "$out/decode_fuzzer"
 
 cd "$out"
 # -jobs runs that many fuzzers side by side, each logging to fuzz-N.log; they share the corpus.
