@@ -92,17 +92,13 @@ public struct InferRequest {
             let count = shape.reduce(1, *)
             if binarySize != nil {
                 guard binary.count == count * 4 else { throw .badRequest("binary FP32 data is \(binary.count) bytes; shape \(shape) needs \(count * 4)") }
-                if let bad = Self.firstNonFinite(littleEndianFloats: binary) {
-                    throw .badRequest("FP32 element \(bad.index) is \(bad.value); inputs must be finite numbers")
-                }
+                try Self.refuseNonFinite(Self.firstNonFinite(littleEndianFloats: binary))
                 samples = .tensorBytes(count: batch, bytes: binary)
             } else {
                 guard let range = tensorData.dataRange else { throw .badRequest("the FP32 input has no \"data\"") }
                 try memory.grow(by: count * 4, for: "the FP32 tensor")
                 let values = try JSONTensorData.floats(in: json, range: range, expected: count)
-                if let bad = values.firstIndex(where: { !$0.isFinite }) {
-                    throw .badRequest("FP32 element \(bad) is \(values[bad]); inputs must be finite numbers")
-                }
+                try Self.refuseNonFinite(values.firstIndex { !$0.isFinite }.map { ($0, values[$0]) })
                 samples = .tensors(count: batch, values: values)
             }
         case "BYTES":
@@ -132,6 +128,11 @@ public struct InferRequest {
             if let classification, classification < 1 { throw .badRequest("classification must be at least 1") }
             return RequestedOutput(name: name, classification: classification, binary: (parameters["binary_data"] as? Bool) ?? false)
         }
+    }
+
+    /// One refusal for an infinity or NaN, wherever the tensor came from.
+    private static func refuseNonFinite(_ bad: (index: Int, value: Float)?) throws(ServerError) {
+        if let bad { throw .badRequest("FP32 element \(bad.index) is \(bad.value); inputs must be finite numbers") }
     }
 
     /// The first infinity or NaN among little-endian FP32 bytes, read where they lie.
