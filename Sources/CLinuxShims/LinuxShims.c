@@ -52,7 +52,9 @@ pid_t CLinuxShims_peer_pid(int fd) {
     return credentials.pid;
 }
 
-int CLinuxShims_set_mmap_threshold(size_t bytes) { return mallopt(M_MMAP_THRESHOLD, (int)bytes); }
+int CLinuxShims_set_malloc_thresholds(size_t mmap_bytes, size_t trim_bytes) {
+    return mallopt(M_MMAP_THRESHOLD, (int)mmap_bytes) && mallopt(M_TRIM_THRESHOLD, (int)trim_bytes);
+}
 
 int CLinuxShims_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
 

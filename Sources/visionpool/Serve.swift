@@ -164,7 +164,10 @@ struct Serve: AsyncParsableCommand {
     /// Request bodies (a 12 MP JPEG is several megabytes) are short-lived: with glibc's moving
     /// threshold a burst of them left the front ~300 MB resident long after it passed; mapped
     /// one by one, memory follows the requests in flight (113 MB after the same burst).
+    /// Smaller buffers (an ImageNet-size photo decodes to ~0.5 MB) stay in the heaps, which keep
+    /// 8 MiB free each: handing every freed page back cost ~20 page faults per request and
+    /// 0.5 ms of the front's 3 ms (EfficientNet-Lite0 through the socket, 7–11 % more images/s).
     private func returnLargeBuffersWhenFreed(logger: Logger) {
-        if CLinuxShims_set_mmap_threshold(1 << 20) != 1 { logger.warning("cannot set malloc's mmap threshold") }
+        if CLinuxShims_set_malloc_thresholds(1 << 20, 8 << 20) != 1 { logger.warning("cannot set malloc's mmap and trim thresholds") }
     }
 }

@@ -44,11 +44,14 @@ int CLinuxShims_connect_unix(const char *path);
 /// Unix-domain socket (`struct ucred` is behind _GNU_SOURCE). Returns its pid, or -1.
 pid_t CLinuxShims_peer_pid(int fd);
 
-/// `mallopt(M_MMAP_THRESHOLD, bytes)`: every allocation of `bytes` or more gets its own
-/// mapping, unmapped when freed. glibc otherwise raises the threshold after the first such
-/// free, so a burst of multi-megabyte request bodies stays resident in its heaps for good.
+/// `mallopt(M_MMAP_THRESHOLD, mmap_bytes)` and `mallopt(M_TRIM_THRESHOLD, trim_bytes)`:
+/// every allocation of `mmap_bytes` or more gets its own mapping, unmapped when freed (glibc
+/// otherwise raises the threshold after the first such free, so a burst of multi-megabyte
+/// request bodies stays resident in its heaps for good), and a heap keeps up to `trim_bytes`
+/// free at its top instead of handing every freed page back (fixing the first threshold also
+/// fixes this one, at 128 KiB, so each request's decode buffers faulted in afresh).
 /// Returns 1 on success, 0 on failure.
-int CLinuxShims_set_mmap_threshold(size_t bytes);
+int CLinuxShims_set_malloc_thresholds(size_t mmap_bytes, size_t trim_bytes);
 
 /// `posix_spawn` of the program open at `executable` (run through `/proc/self/fd`, so a
 /// replaced file does not change what runs) with `argv`/`envp`, `shared_memory` as

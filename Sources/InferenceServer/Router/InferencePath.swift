@@ -107,29 +107,28 @@ private func run<Result: Sendable>(
     within timeout: Duration, context: ConnectionContext, _ body: @escaping @Sendable () async throws -> Result
 ) async throws -> Result {
     let logger = context.logger
+    // The deadline is a timer on the connection's event loop rather than a sleeping task: one
+    // task per request, and a timer that is cancelled as soon as the request is answered.
+    let deadline = Mutex<Scheduled<Void>?>(nil)
+    defer { deadline.withLock { $0?.cancel() } }
     do {
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Result, Error>) in
             let answer = FirstAnswer(continuation)
-            // The timer ends with the request: it is cancelled as soon as the work answers.
-            let timer = Task {
-                try await Task.sleep(for: timeout)
-                return answer.resume(with: .failure(ServerError(.gatewayTimeout, "the request did not finish within its \(timeout) deadline")))
-            }
             let work = Task {
                 do {
                     answer.resume(with: .success(try await body()))
                 } catch {
                     answer.resume(with: .failure(error))
                 }
-                timer.cancel()
             }
-            Task {
-                if (try? await timer.value) == true { work.cancel() }
+            let timer = context.channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
+                let message = "the request did not finish within its \(timeout) deadline"
+                if answer.resume(with: .failure(ServerError(.gatewayTimeout, message))) { work.cancel() }
             }
+            deadline.withLock { $0 = timer }
             // A client that hangs up takes its work with it: still waiting for a slot, it leaves the line.
             context.channel.closeFuture.whenComplete { _ in
                 if answer.resume(with: .failure(ServerError(.clientClosedRequest, "the client closed the connection"))) { work.cancel() }
-                timer.cancel()
             }
         }
     } catch let error as ServerError {
