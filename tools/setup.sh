@@ -31,7 +31,7 @@ as_root() {
     sudo "$@"
 }
 
-apt_packages=(libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-dnn-dev libpng-dev libjpeg62-turbo-dev python3 python3-venv curl)
+apt_packages=(libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-dnn-dev libpng-dev libjpeg62-turbo-dev python3 python3-venv curl haproxy)
 python=.venv/bin/python
 wheels=.venv/downloads
 

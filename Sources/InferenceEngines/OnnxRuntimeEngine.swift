@@ -31,7 +31,7 @@ public final class OnnxRuntimeEngine: InferenceEngine {
             try cuda.loadLibraries()
             (library, cudaDevice) = (cuda.onnxRuntimeLibrary.path, Int32(index))
         }
-        let threads = options.threads > 0 ? options.threads : availableCPUs().count
+        let threads = options.threads > 0 ? options.threads : CPUBudget.current().count
         // An int8 model is profiled through one run at load, to prove ONNX Runtime kept its
         // quantization; the profiler stops after that run.
         let profileFolder = model.quantized ? FileManager.default.temporaryDirectory.appendingPathComponent("visionpool-ort-\(UUID().uuidString)") : nil

@@ -26,7 +26,7 @@ public final class OpenCVEngine: InferenceEngine {
         net = created!
         self.model = model
         engineDescription = EngineDescription(
-            kind: .opencv, precision: "f32", threads: options.threads > 0 ? options.threads : availableCPUs().count, version: String(cString: vp_cvdnn_version()))
+            kind: .opencv, precision: "f32", threads: options.threads > 0 ? options.threads : CPUBudget.current().count, version: String(cString: vp_cvdnn_version()))
     }
 
     deinit { vp_cvdnn_destroy(net) }

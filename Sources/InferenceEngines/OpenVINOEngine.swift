@@ -52,7 +52,7 @@ public final class OpenVINOEngine: InferenceEngine {
         self.model = model
         engineDescription = EngineDescription(
             kind: .openvino, precision: precision,
-            threads: options.threads > 0 ? options.threads : availableCPUs().count, version: OpenVINOEngine.version)
+            threads: options.threads > 0 ? options.threads : CPUBudget.current().count, version: OpenVINOEngine.version)
     }
 
     /// Compiles the model once more with profiling and counts its kernels (`vp_ov_engine_kernel_census`).

@@ -125,6 +125,12 @@ public struct CatalogEntry: Sendable {
     public let manifest: ModelManifest
     public let manifestURL: URL
 
+    /// A manifest made in memory, its files resolved beside `manifestURL`.
+    init(manifest: ModelManifest, manifestURL: URL) {
+        self.manifest = manifest
+        self.manifestURL = manifestURL
+    }
+
     init(manifestURL: URL) throws(ModelCatalogError) {
         let data: Data
         do {

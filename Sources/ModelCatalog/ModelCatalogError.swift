@@ -8,6 +8,9 @@ public enum ModelCatalogError: Error, Equatable, CustomStringConvertible {
     case labelsMismatch(path: String, labels: Int, classes: Int)
     case alreadyExists(name: String, manifest: String)
     case writeFailed(path: String, reason: String)
+    case modelDirectoryUnreadable(directory: String, reason: String)
+    case modelDirectoryEmpty(directory: String)
+    case modelDirectoryAmbiguous(directory: String, found: [String])
 
     public var description: String {
         switch self {
@@ -27,6 +30,12 @@ public enum ModelCatalogError: Error, Equatable, CustomStringConvertible {
             "a model named \(name) exists already (\(manifest)); pass --replace to overwrite it"
         case .writeFailed(let path, let reason):
             "cannot write to the catalog at \(path): \(reason)"
+        case .modelDirectoryUnreadable(let directory, let reason):
+            "cannot read the model folder \(directory): \(reason)"
+        case .modelDirectoryEmpty(let directory):
+            "the model folder \(directory) holds no .onnx file (looked in it and in its highest numbered version folder)"
+        case .modelDirectoryAmbiguous(let directory, let found):
+            "the model folder \(directory) holds \(found.joined(separator: ", ")): leave one model file, or one manifest naming it"
         }
     }
 }

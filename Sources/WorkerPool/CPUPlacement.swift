@@ -14,10 +14,14 @@ public enum CPUPlacement {
     }
 
     /// `workers` sets of `threads` CPUs each, disjoint while they fit; with `oversubscribe`
-    /// they wrap around the available CPUs instead of being refused.
-    public static func plan(workers: Int, threads: Int, available: [Int], oversubscribe: Bool) throws(PoolError) -> [[Int]] {
+    /// they wrap around the available CPUs instead of being refused. Under a CPU quota tighter
+    /// than the mask (`quotaBound`) every worker gets the whole mask: its CPUs are shared with
+    /// other processes then (a pod on a busy node), and pinning each worker to one of them
+    /// would pile every replica's first worker onto the same CPU.
+    public static func plan(workers: Int, threads: Int, available: [Int], oversubscribe: Bool, quotaBound: Bool = false) throws(PoolError) -> [[Int]] {
         guard workers >= 1, threads >= 1 else { throw .invalidConfiguration("workers and threads must be at least 1") }
         guard !available.isEmpty else { throw .invalidConfiguration("no CPU is available to this process") }
+        if quotaBound { return Array(repeating: available, count: workers) }
         let needed = workers * threads
         if needed > available.count && !oversubscribe {
             throw .invalidConfiguration(

@@ -115,10 +115,11 @@ public final class WorkerPool: @unchecked Sendable {
         guard (1...PoolConfiguration.maxBatchLimit).contains(configuration.maxBatch) else {
             throw PoolError.invalidConfiguration("the batch size must be between 1 and \(PoolConfiguration.maxBatchLimit)")
         }
-        let (workerCPUs, frontCPUs) = try CPUPlacement.split(availableCPUs(), frontCPUs: configuration.frontCPUs)
+        let budget = CPUBudget.current()
+        let (workerCPUs, frontCPUs) = try CPUPlacement.split(budget.mask, frontCPUs: configuration.frontCPUs)
         cpuSets = try CPUPlacement.plan(
             workers: configuration.workers, threads: configuration.threadsPerWorker, available: workerCPUs,
-            oversubscribe: configuration.oversubscribe)
+            oversubscribe: configuration.oversubscribe, quotaBound: budget.isQuotaBound)
         frontCPUSet = frontCPUs
         self.configuration = configuration
         arena = try SharedArena(

@@ -131,7 +131,7 @@ struct Bench: AsyncParsableCommand {
         let started = Date()
         let kind = targetKind
         let limits = RunLimits(warmUp: .seconds(warmUp), duration: .seconds(duration), requests: requests)
-        let cpus = availableCPUs().count
+        let cpus = CPUBudget.current().count
         let workloadText = workload ?? (kind == .inProcess ? "tensor" : "imagenet")
         let benchDirectory = selection.catalog.directory.appendingPathComponent("bench", isDirectory: true)
         var runs: [BenchRun] = []
@@ -144,7 +144,7 @@ struct Bench: AsyncParsableCommand {
         case .socket, .url:
             let connections = concurrency ?? (rate == nil ? 2 * cpus : 256)
             let server = try await HTTPTarget.connect(
-                socketPath: socket, url: url, model: selection.model, connections: connections, timeout: .seconds(requestTimeout))
+                socketPath: socket, url: url, model: selection.modelName, connections: connections, timeout: .seconds(requestTimeout))
             do {
                 loaded = try Workload.load(workloadText, benchDirectory: benchDirectory, sampleShape: server.sampleShape)
                 load = rate.map { .open(rate: $0) } ?? .closed(concurrency: connections)
@@ -157,7 +157,7 @@ struct Bench: AsyncParsableCommand {
             }
             await server.close()
         case .inProcess, .pool:
-            let entry = try selection.catalog.entry(named: selection.model)
+            let entry = try selection.entry()
             loaded = try Workload.load(workloadText, benchDirectory: benchDirectory, sampleShape: entry.manifest.input.shape)
             let configurations = try parsedSweep().configurations(base: try baseConfiguration(kind))
             if kind == .pool {
@@ -182,7 +182,7 @@ struct Bench: AsyncParsableCommand {
         }
 
         let report = BenchReport(
-            startedAt: started, model: selection.model, target: target, workload: loaded.summary,
+            startedAt: started, model: selection.modelName, target: target, workload: loaded.summary,
             load: BenchReport.Load(load, limits: limits), runs: runs, skipped: skipped)
         if json == "-" {
             FileHandle.standardOutput.write(try report.json() + Data("\n".utf8))
@@ -197,7 +197,7 @@ struct Bench: AsyncParsableCommand {
     /// The configuration the options describe, before any sweep.
     private func baseConfiguration(_ kind: TargetKind) throws -> BenchConfiguration {
         guard kind == .pool else {
-            return BenchConfiguration(workers: nil, threads: engine.threads > 0 ? engine.threads : availableCPUs().count, batch: batch)
+            return BenchConfiguration(workers: nil, threads: engine.threads > 0 ? engine.threads : CPUBudget.current().count, batch: batch)
         }
         let (options, devices) = try engine.resolved()
         let (workers, threads) = poolShape.shape(threads: engine.threads, gpus: options.device.isGPU ? devices.count : 0)

@@ -39,7 +39,7 @@ struct Classify: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let entry = try selection.catalog.entry(named: selection.model)
+        let entry = try selection.entry()
         warnIfSynthetic(entry.manifest)
         let (images, missing) = ImageFiles.expand(paths)
         var report = ClassifyReport(json: json)

@@ -140,27 +140,15 @@ struct Models: ParsableCommand {
         var replace = false
 
         func run() throws {
-            guard var preprocessing = ModelManifest.Preprocessing.presets[preprocess] else {
+            guard let preprocessing = ModelManifest.Preprocessing.presets[preprocess] else {
                 throw ValidationError("unknown preset \(preprocess); choose imagenet, tensorflow or caffe")
             }
             let modelURL = URL(fileURLWithPath: file)
-            let signature = try ModelSignature(file: modelURL)
-            let input = signature.inputShape, output = signature.outputShape
-            guard input.count == 4, input[1] == 3, input[2] > 0, input[3] > 0 else {
-                throw CommandFailure("\(file): the input \(signature.inputName) has shape \(input); an image classifier takes [batch, 3, height, width]")
-            }
-            guard output.count == 2, output[1] > 0 else {
-                throw CommandFailure("\(file): the output \(signature.outputName) has shape \(output); a classifier gives [batch, classes]")
-            }
-            preprocessing.crop = [input[2], input[3]]
-            preprocessing.resizeShortSide = resize ?? (max(input[2], input[3]) * 8 + 6) / 7
-            let modelName = name ?? modelURL.deletingPathExtension().lastPathComponent.lowercased()
-            let manifest = ModelManifest(
-                name: modelName, description: description ?? "\(modelURL.lastPathComponent), added with `visionpool models add`",
-                file: modelURL.lastPathComponent, weights: .pretrained, provenance: provenance, licence: licence,
-                input: .init(name: signature.inputName, shape: Array(input.dropFirst())),
-                output: .init(name: signature.outputName, kind: scores, classes: output[1]),
-                preprocessing: preprocessing, labels: labels)
+            let manifest = try ModelManifest.classifier(
+                in: modelURL, name: name ?? modelURL.deletingPathExtension().lastPathComponent.lowercased(),
+                preprocessing: preprocessing, resize: resize, scores: scores,
+                description: description ?? "\(modelURL.lastPathComponent), added with `visionpool models add`",
+                provenance: provenance, licence: licence, labels: labels)
             let catalog = ModelSelection.catalog(at: modelsDir)
             let entry = try catalog.add(manifest, modelFile: modelURL, labelsFile: labels.map { URL(fileURLWithPath: $0) }, replacing: replace)
             print("added \(entry.manifest.name) to \(entry.manifestURL.path)")
@@ -230,5 +218,32 @@ struct Models: ParsableCommand {
             process.waitUntilExit()
             guard process.terminationStatus == 0 else { throw ExitCode(process.terminationStatus) }
         }
+    }
+}
+
+extension ModelManifest {
+    /// The manifest of an ONNX image classifier, its input and output read from the file
+    /// (`ModelSignature`): the crop is the input's size and the short side is resized to
+    /// `resize`, else to the crop × 8/7 as torchvision's evaluation does.
+    static func classifier(
+        in file: URL, name: String, preprocessing: Preprocessing, resize: Int? = nil, scores: Output.Kind = .logits,
+        description: String, provenance: String, licence: String, labels: String?
+    ) throws -> ModelManifest {
+        let signature = try ModelSignature(file: file)
+        let input = signature.inputShape, output = signature.outputShape
+        guard input.count == 4, input[1] == 3, input[2] > 0, input[3] > 0 else {
+            throw CommandFailure("\(file.path): the input \(signature.inputName) has shape \(input); an image classifier takes [batch, 3, height, width]")
+        }
+        guard output.count == 2, output[1] > 0 else {
+            throw CommandFailure("\(file.path): the output \(signature.outputName) has shape \(output); a classifier gives [batch, classes]")
+        }
+        var preprocessing = preprocessing
+        preprocessing.crop = [input[2], input[3]]
+        preprocessing.resizeShortSide = resize ?? (max(input[2], input[3]) * 8 + 6) / 7
+        return ModelManifest(
+            name: name, description: description, file: file.lastPathComponent, weights: .pretrained, provenance: provenance, licence: licence,
+            input: .init(name: signature.inputName, shape: Array(input.dropFirst())),
+            output: .init(name: signature.outputName, kind: scores, classes: output[1]),
+            preprocessing: preprocessing, labels: labels)
     }
 }

@@ -5,6 +5,7 @@ import Foundation
 import InferenceServer
 import Logging
 import ModelCatalog
+import SystemSupport
 import WorkerPool
 
 struct Serve: AsyncParsableCommand {
@@ -42,6 +43,11 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Also listen on TCP at HOST:PORT (loopback only unless --allow-non-loopback).")
     var tcp: String?
 
+    @Option(help: ArgumentHelp(
+        "Also listen for HTTP on PORT on every interface (0.0.0.0), as a server in a container does.",
+        discussion: "For containers, whose own network is the boundary (KServe and Kubernetes send traffic to port 8080); elsewhere prefer --tcp on loopback."))
+    var httpPort: Int?
+
     @Flag(help: "Allow --tcp on an address other than loopback.")
     var allowNonLoopback = false
 
@@ -59,6 +65,17 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Seconds the first SIGTERM/SIGINT gives in-flight requests before the server stops anyway.")
     var gracefulTimeout: Double = 20
+
+    @Option(help: ArgumentHelp(
+        "Seconds after the first SIGTERM/SIGINT during which the server still takes new requests while readiness answers 503.",
+        discussion: """
+            A load balancer or Kubernetes takes a moment to notice that a replica is going away; requests it sends meanwhile \
+            are served instead of refused. Then the listeners close and in-flight requests drain. Counts toward --graceful-timeout.
+            """))
+    var shutdownDelay: Double = 0
+
+    @Option(help: "Log format: text (on standard error) or json (one object per line on standard output, for log collectors).")
+    var logFormat: LogFormat = .text
 
     @Option(help: ArgumentHelp(
         "Seconds one batch may run on a worker before the worker is killed and replaced and the batch retried elsewhere.",
@@ -96,6 +113,15 @@ struct Serve: AsyncParsableCommand {
         guard maxQueue >= 0 else { throw ValidationError("--max-queue must not be negative") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         if let tcp { _ = try tcpAddress(tcp) }
+        guard httpPort.map({ (1...65535).contains($0) }) ?? true else { throw ValidationError("--http-port takes a port from 1 to 65535") }
+        guard tcp == nil || httpPort == nil else { throw ValidationError("--tcp and --http-port both name the TCP listener: pass one") }
+        guard shutdownDelay >= 0, shutdownDelay < gracefulTimeout else {
+            throw ValidationError("--shutdown-delay must be at least 0 and shorter than --graceful-timeout (\(gracefulTimeout) s), which it counts toward")
+        }
+    }
+
+    enum LogFormat: String, ExpressibleByArgument, CaseIterable {
+        case text, json
     }
 
     /// HOST:PORT, refusing non-loopback hosts unless allowed.
@@ -122,19 +148,23 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var logger = Logger(label: "visionpool", factory: { StreamLogHandler.standardError(label: $0) })
+        var logger = switch logFormat {
+        case .text: Logger(label: "visionpool", factory: { StreamLogHandler.standardError(label: $0) })
+        case .json: Logger(label: "visionpool", factory: { JSONLinesLogHandler(label: $0) })
+        }
         logger.logLevel = Logger.Level(rawValue: logLevel)!
         raiseDescriptorLimit(logger: logger)
         returnLargeBuffersWhenFreed(logger: logger)
-        let entry = try selection.catalog.entry(named: selection.model)
-        warnIfSynthetic(entry.manifest)
+        logger.info("CPUs: \(CPUBudget.current())")
+        let entry = try selection.entry()
+        warnIfSynthetic(entry.manifest) { logger.warning("\($0)") }
         var poolConfiguration = try pool.configuration(entry: entry, engine: engine)
         poolConfiguration.maxWaitingRequests = maxQueue
         poolConfiguration.workerTimeout = workerTimeout.map(Duration.seconds(_:))
         poolConfiguration.livenessTimeout = .seconds(livenessTimeout)
         poolConfiguration.logger = logger
         let classifier = try PoolClassifier(unstarted: entry, configuration: poolConfiguration, maxPixels: maxPixels)
-        let address = try tcp.map(tcpAddress)
+        let address = try httpPort.map { (host: "0.0.0.0", port: $0) } ?? tcp.map(tcpAddress)
         var configuration = ServerConfiguration(
             socketPath: socket ?? ServerConfiguration.defaultSocketPath(), socketMode: mode_t(socketMode, radix: 8)!,
             tcpHost: address?.host, tcpPort: address?.port, maxBodyBytes: maxBodyBytes,
@@ -143,6 +173,7 @@ struct Serve: AsyncParsableCommand {
         configuration.accessLog = accessLog
         configuration.allowSharedDirectory = allowSharedSocketDir
         configuration.gracefulTimeout = .seconds(gracefulTimeout)
+        configuration.shutdownDelay = .seconds(shutdownDelay)
         configuration.maxInflightBytes = maxInflightBytes
         do {
             try await InferenceServer.run(service: ModelService(entry: entry, classifier: classifier), configuration: configuration, logger: logger)

@@ -10,18 +10,65 @@ extension EngineKind: ExpressibleByArgument {}
 extension Precision: ExpressibleByArgument {}
 extension ModelManifest.Output.Kind: ExpressibleByArgument {}
 
-/// Which catalog, and which model in it.
+/// Which catalog, and which model in it; or one model's own folder.
 struct ModelSelection: ParsableArguments {
-    @Option(help: "The model to run (see `visionpool models`).")
-    var model: String = ModelCatalog.defaultModelName
+    @Option(help: ArgumentHelp(
+        "The model to run (see `visionpool models`); with --model-dir, the name to serve it under.",
+        discussion: "Default: \(ModelCatalog.defaultModelName); with --model-dir, its manifest's name, else the ONNX file's."))
+    var model: String?
 
     @Option(help: ArgumentHelp("The model catalog folder.", discussion: "Defaults to $VISIONPOOL_MODELS, else the first Models/ folder holding manifests beside the binary or above it (PREFIX/Models for PREFIX/bin/visionpool)."))
     var modelsDir: String?
+
+    @Option(help: ArgumentHelp(
+        "Run the one model in this folder instead of a catalog's (e.g. KServe's /mnt/models; read-only is fine).",
+        discussion: """
+            The folder holds an ONNX image classifier (or a numbered version folder holding one, as OpenVINO Model Server \
+            lays them out), optionally labels.txt (one class per line) and a visionpool manifest (*.json, as `visionpool models` \
+            writes them) for other preprocessing; without a manifest the input size is read from the file and ImageNet's \
+            preprocessing applies. Nothing is written there: compiled models are cached in --cache-dir.
+            """),
+        completion: .directory)
+    var modelDir: String?
+
+    func validate() throws {
+        if let model, !ModelCatalog.isValidName(model) {
+            throw ValidationError("--model \(model): names are lower-case letters, digits, '.', '_' and '-'")
+        }
+        if modelDir != nil, modelsDir != nil { throw ValidationError("--model-dir and --models-dir exclude each other: one names a model's folder, the other a catalog") }
+    }
+
+    /// The model's name as requests address it.
+    var modelName: String { model ?? ModelCatalog.defaultModelName }
 
     var catalog: ModelCatalog { Self.catalog(at: modelsDir) }
 
     static func catalog(at modelsDir: String?) -> ModelCatalog {
         ModelCatalog(directory: modelsDir.map { URL(fileURLWithPath: $0, isDirectory: true) } ?? ModelCatalog.defaultDirectory())
+    }
+
+    /// The selected model: from --model-dir's folder, or by name from the catalog.
+    func entry() throws -> CatalogEntry {
+        guard let modelDir else { return try catalog.entry(named: modelName) }
+        let folder = ModelDirectory(directory: URL(fileURLWithPath: modelDir, isDirectory: true))
+        var manifest: ModelManifest
+        switch try folder.contents() {
+        case .manifest(let entry):
+            manifest = entry.manifest
+            manifest.file = entry.modelURL.path
+            manifest.labels = entry.labelsURL?.path
+        case .model(let file, let labels):
+            manifest = try ModelManifest.classifier(
+                in: file, name: file.deletingPathExtension().lastPathComponent.lowercased(), preprocessing: .imagenet,
+                description: "\(file.lastPathComponent) from \(folder.directory.path)", provenance: "served from \(folder.directory.path)",
+                licence: "unknown", labels: labels?.path)
+            manifest.file = file.path
+        }
+        if let model { manifest.name = model }
+        guard ModelCatalog.isValidName(manifest.name) else {
+            throw ValidationError("cannot serve \(folder.directory.path) as \"\(manifest.name)\": pass --model NAME (lower-case letters, digits, '.', '_', '-')")
+        }
+        return try folder.entry(for: manifest)
     }
 }
 
@@ -120,10 +167,11 @@ func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
 
-/// A warning for models whose scores say nothing about the image.
-func warnIfSynthetic(_ manifest: ModelManifest) {
+/// A warning for models whose scores say nothing about the image, on standard error unless
+/// `warn` takes it (the server's log).
+func warnIfSynthetic(_ manifest: ModelManifest, warn: (String) -> Void = { printError("warning: \($0)") }) {
     if manifest.weights == .synthetic {
-        printError("warning: \(manifest.name) carries synthetic weights: its classes are meaningless. Use it to measure speed, not to classify.")
+        warn("\(manifest.name) carries synthetic weights: its classes are meaningless. Use it to measure speed, not to classify.")
     }
 }
 
@@ -131,7 +179,11 @@ func warnIfSynthetic(_ manifest: ModelManifest) {
 struct PoolSelection: ParsableArguments {
     @Option(help: ArgumentHelp(
         "Worker processes, each pinned to its own CPUs.",
-        discussion: "Default: one worker per available CPU, each with one engine thread (with --threads T: CPUs / T workers)."))
+        discussion: """
+            Default: one worker per usable CPU, each with one engine thread (with --threads T: CPUs / T workers). \
+            Usable CPUs are those of the affinity mask, fewer under a cgroup CPU quota (a container's CPU limit): \
+            a quota of Q CPUs sizes the pool for ⌊Q⌋ and lets the workers share the mask's CPUs instead of pinning each.
+            """))
     var workers: Int?
 
     @Option(help: ArgumentHelp(
@@ -175,8 +227,8 @@ struct PoolSelection: ParsableArguments {
         guard maxBatch.map({ (1...PoolConfiguration.maxBatchLimit).contains($0) }) ?? true else {
             throw ValidationError("--max-batch must be between 1 and \(PoolConfiguration.maxBatchLimit)")
         }
-        guard frontCPUs >= 0, frontCPUs < availableCPUs().count else {
-            throw ValidationError("--front-cpus must leave at least one of the \(availableCPUs().count) available CPUs to the workers")
+        guard frontCPUs >= 0, frontCPUs < CPUBudget.current().count else {
+            throw ValidationError("--front-cpus must leave at least one of the \(CPUBudget.current().count) usable CPUs to the workers")
         }
         guard workerQueueDepth.map({ (1...PoolConfiguration.depthPerWorker).contains($0) }) ?? true else {
             throw ValidationError("--worker-queue-depth must be 1 or \(PoolConfiguration.depthPerWorker)")
@@ -195,7 +247,7 @@ struct PoolSelection: ParsableArguments {
     /// On GPUs, one worker per GPU with one host thread: the other CPUs decode.
     func shape(threads: Int, gpus: Int = 0) -> (workers: Int, threads: Int) {
         if gpus > 0 { return (workers ?? gpus, max(threads, 1)) }
-        let cpus = max(1, availableCPUs().count - frontCPUs)
+        let cpus = max(1, CPUBudget.current().count - frontCPUs)
         let threads = threads > 0 ? threads : max(1, cpus / (workers ?? cpus))
         return (workers ?? max(1, cpus / threads), threads)
     }

@@ -187,3 +187,52 @@ import Testing
         #expect(ModelCatalog.runningExecutable.path.contains("/.build/"))
     }
 }
+
+/// A model's own folder, as KServe's storage initializer or OpenVINO Model Server lay it out.
+@Suite struct ModelDirectoryTests {
+    private func folder(_ files: [String: String]) throws -> URL {
+        let directory = try Fixtures.temporaryDirectory()
+        for (path, text) in files {
+            let url = directory.appendingPathComponent(path)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try text.write(to: url, atomically: true, encoding: .utf8)
+        }
+        return directory
+    }
+
+    @Test func aBareModelAndItsLabels() throws {
+        let directory = try folder(["model.onnx": "x", "labels.txt": "a\nb\n"])
+        defer { try? FileManager.default.removeItem(at: directory) }
+        guard case .model(let file, let labels) = try ModelDirectory(directory: directory).contents() else { Issue.record("not a bare model"); return }
+        #expect(file.lastPathComponent == "model.onnx")
+        #expect(labels?.lastPathComponent == "labels.txt")
+    }
+
+    @Test func theHighestNumberedVersionFolder() throws {
+        let directory = try folder(["1/old.onnx": "x", "2/new.onnx": "x", "10/newest.onnx": "x"])
+        defer { try? FileManager.default.removeItem(at: directory) }
+        guard case .model(let file, let labels) = try ModelDirectory(directory: directory).contents() else { Issue.record("not a bare model"); return }
+        #expect(file.path.hasSuffix("/10/newest.onnx"))
+        #expect(labels == nil)
+    }
+
+    @Test func aManifestSaysEverything() throws {
+        let bundled = try String(contentsOf: TestPaths.models.appendingPathComponent("tiny.json"), encoding: .utf8)
+        let directory = try folder(["tiny.json": bundled, "tiny.onnx": "x"])
+        defer { try? FileManager.default.removeItem(at: directory) }
+        guard case .manifest(let entry) = try ModelDirectory(directory: directory).contents() else { Issue.record("no manifest read"); return }
+        #expect(entry.manifest.name == "tiny")
+        #expect(entry.modelURL.standardizedFileURL.path == directory.appendingPathComponent("tiny.onnx").standardizedFileURL.path)
+    }
+
+    @Test(arguments: [
+        (["a.onnx": "x", "b.onnx": "x"], "leave one model file"),
+        (["README": "x"], "holds no .onnx file"),
+        (["1/README": "x"], "holds no .onnx file"),
+    ])
+    func whatCannotBeServedIsRefusedClearly(files: [String: String], message: String) throws {
+        let directory = try folder(files)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        #expect { try ModelDirectory(directory: directory).contents() } throws: { "\($0)".contains(message) }
+    }
+}

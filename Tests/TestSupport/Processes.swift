@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 
 /// Waits until `condition` holds, for at most `seconds`.
 public func eventually(within seconds: Double, _ condition: () -> Bool) async -> Bool {
@@ -55,4 +56,32 @@ public func allowedCPUs(_ pid: Int32) -> [Int] {
         let bounds = range.split(separator: "-").compactMap { Int($0) }
         return bounds.isEmpty ? [] : Array(bounds[0]...bounds.last!)
     }
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on now.
+public func freeLoopbackPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw HarnessError("no free loopback port") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// The HTTP status curl gets for `url` (0: no answer within `timeout` seconds).
+public func httpStatus(_ url: String, timeout: Double = 10) throws -> Int {
+    let curl = Process()
+    curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+    curl.arguments = ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", String(timeout), url]
+    let output = Pipe()
+    curl.standardOutput = output
+    try curl.run()
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    curl.waitUntilExit()
+    return Int(text) ?? 0
 }

@@ -20,15 +20,21 @@ public final class ServerHarness: @unchecked Sendable {
     public let process = Process()
     public let log: URL
 
-    /// Starts the server and waits until it reports ready.
-    public init(_ arguments: [String] = [], socket path: String? = nil, environment: [String: String] = [:], waitForReady: Bool = true) throws {
+    /// Starts the server and waits until it reports ready. `pool` shapes the worker pool;
+    /// `launcher` runs the server through another program (`taskset`, a shell that joins a
+    /// cgroup), which must end by executing the command line it is given.
+    public init(
+        _ arguments: [String] = [], socket path: String? = nil, environment: [String: String] = [:], waitForReady: Bool = true,
+        pool: [String] = ["--workers", "2", "--threads", "1"], launcher: [String] = []
+    ) throws {
         directory = try Fixtures.temporaryDirectory()
         socket = path ?? directory.appendingPathComponent("visionpool.sock").path
         log = directory.appendingPathComponent("server.log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        process.executableURL = TestPaths.executable
+        let command = [TestPaths.executable.path, "serve", "--socket", socket] + pool + arguments
+        process.executableURL = URL(fileURLWithPath: (launcher + command)[0])
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.arguments = ["serve", "--socket", socket, "--workers", "2", "--threads", "1"] + arguments
+        process.arguments = Array((launcher + command).dropFirst())
         let output = try FileHandle(forWritingTo: log)
         process.standardOutput = output
         process.standardError = output

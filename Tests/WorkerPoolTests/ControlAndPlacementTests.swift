@@ -74,6 +74,11 @@ import Testing
         #expect(throws: PoolError.self) { try CPUPlacement.plan(workers: 3, threads: 1, available: [0, 1], oversubscribe: false) }
         #expect(try CPUPlacement.plan(workers: 3, threads: 1, available: [4, 6], oversubscribe: true) == [[4], [6], [4]])
     }
+
+    /// Under a quota tighter than the mask, the mask's CPUs are not this process's to divide.
+    @Test func underAQuotaEveryWorkerSharesTheMask() throws {
+        #expect(try CPUPlacement.plan(workers: 2, threads: 1, available: [0, 1, 2, 3], oversubscribe: false, quotaBound: true) == [[0, 1, 2, 3], [0, 1, 2, 3]])
+    }
 }
 
 @Suite struct DevicePlacementTests {

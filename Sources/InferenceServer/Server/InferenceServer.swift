@@ -28,6 +28,9 @@ public struct ServerConfiguration: Sendable {
     /// After the first SIGTERM/SIGINT, how long in-flight requests may take before the
     /// server stops anyway (Kubernetes sends SIGKILL 30 s after SIGTERM by default).
     public var gracefulTimeout: Duration = .seconds(20)
+    /// How long after the first signal new requests are still taken, readiness failing,
+    /// before the listeners close: the time a load balancer needs to stop sending.
+    public var shutdownDelay: Duration = .zero
     /// Bytes all requests in flight may hold in the front (bodies, parsed tensors, decoding);
     /// nil: `MemoryBudget.defaultLimit`.
     public var maxInflightBytes: Int?
@@ -137,12 +140,18 @@ public enum InferenceServer {
                     service.beginDraining()
                     stop.begin()
                     beginStop.yield()
-                    await group.triggerGracefulShutdown()
                 }
             }
+            // Readiness fails at once; new requests are still taken for the shutdown delay,
+            // then the listeners close and drain. The grace period covers both.
             tasks.addTask {
                 for await _ in stopBegan {
-                    try await Task.sleep(for: configuration.gracefulTimeout)
+                    if configuration.shutdownDelay > .zero {
+                        logger.info("taking new requests for \(configuration.shutdownDelay) more while readiness fails")
+                        try await Task.sleep(for: configuration.shutdownDelay)
+                    }
+                    await group.triggerGracefulShutdown()
+                    try await Task.sleep(for: configuration.gracefulTimeout - configuration.shutdownDelay)
                     throw ServerStopError.forced("the \(configuration.gracefulTimeout) graceful timeout")
                 }
             }
