@@ -38,6 +38,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // Native libraries behind small C headers.
@@ -123,17 +127,33 @@ let package = Package(
         .target(
             name: "Benchmarking",
             dependencies: [
-                "Classification", "ImagePipeline", "InferenceEngines", "ModelCatalog", "WorkerPool", "COpenCVCanvas", "CLinuxShims",
+                "Classification", "ImagePipeline", "InferenceEngines", "ModelCatalog", "WorkerPool", "COpenCVCanvas", "CLinuxShims", "KServeGRPC",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // The KServe v2 gRPC protocol: Protos/inference.proto and the Swift code generated from
+        // it by tools/generate_grpc.sh (committed, so the build needs no code generator).
+        .target(
+            name: "KServeGRPC",
+            dependencies: [
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            exclude: ["Protos"]
+        ),
         .target(
             name: "InferenceServer",
             dependencies: [
-                "Classification", "ImagePipeline", "ModelCatalog", "WorkerPool", "CLinuxShims",
+                "Classification", "ImagePipeline", "ModelCatalog", "WorkerPool", "CLinuxShims", "KServeGRPC",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

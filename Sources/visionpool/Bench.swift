@@ -50,6 +50,12 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Target: a running KServe v2 server's base URL, e.g. http://127.0.0.1:8000.")
     var url: String?
 
+    @Option(help: "Target: a running server's KServe v2 gRPC Unix-domain socket (serve --grpc-socket).", completion: .file())
+    var grpcSocket: String?
+
+    @Option(help: "Target: a running KServe v2 gRPC server at HOST:PORT (serve --grpc), e.g. 127.0.0.1:8001.")
+    var grpcURL: String?
+
     @OptionGroup var selection: ModelSelection
     @OptionGroup(title: "Engine (--in-process and --pool)") var engine: EngineSelection
     @OptionGroup(title: "Worker pool (--pool)") var poolShape: PoolSelection
@@ -89,18 +95,20 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Draw throughput and latency per configuration into this PNG file.", completion: .file())
     var chart: String?
 
-    private enum TargetKind: String { case inProcess = "in-process", pool, socket, url }
+    private enum TargetKind: String { case inProcess = "in-process", pool, socket, url, grpcSocket = "grpc-socket", grpcURL = "grpc-url" }
 
     private var targetKind: TargetKind {
         if pool { return .pool }
         if socket != nil { return .socket }
         if url != nil { return .url }
+        if grpcSocket != nil { return .grpcSocket }
+        if grpcURL != nil { return .grpcURL }
         return .inProcess
     }
 
     func validate() throws {
-        let chosen = [inProcess, pool, socket != nil, url != nil].filter { $0 }.count
-        guard chosen <= 1 else { throw ValidationError("choose one target: --in-process, --pool, --socket or --url") }
+        let chosen = [inProcess, pool, socket != nil, url != nil, grpcSocket != nil, grpcURL != nil].filter { $0 }.count
+        guard chosen <= 1 else { throw ValidationError("choose one target: --in-process, --pool, --socket, --url, --grpc-socket or --grpc-url") }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
         guard concurrency.map({ $0 >= 1 }) ?? true else { throw ValidationError("--concurrency must be at least 1") }
         guard rate.map({ $0 > 0 && $0.isFinite }) ?? true else { throw ValidationError("--rate must be a positive number of requests per second") }
@@ -141,10 +149,15 @@ struct Bench: AsyncParsableCommand {
         let loaded: Workload
 
         switch kind {
-        case .socket, .url:
+        case .socket, .url, .grpcSocket, .grpcURL:
             let connections = concurrency ?? (rate == nil ? 2 * cpus : 256)
-            let server = try await HTTPTarget.connect(
-                socketPath: socket, url: url, model: selection.modelName, connections: connections, timeout: .seconds(requestTimeout))
+            let server: any ServerTarget = if kind == .socket || kind == .url {
+                try await HTTPTarget.connect(
+                    socketPath: socket, url: url, model: selection.modelName, connections: connections, timeout: .seconds(requestTimeout))
+            } else {
+                try await GRPCTarget.connect(
+                    socketPath: grpcSocket, hostAndPort: grpcURL, model: selection.modelName, timeout: .seconds(requestTimeout))
+            }
             do {
                 loaded = try Workload.load(workloadText, benchDirectory: benchDirectory, sampleShape: server.sampleShape)
                 load = rate.map { .open(rate: $0) } ?? .closed(concurrency: connections)

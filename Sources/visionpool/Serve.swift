@@ -48,7 +48,15 @@ struct Serve: AsyncParsableCommand {
         discussion: "For containers, whose own network is the boundary (KServe and Kubernetes send traffic to port 8080); elsewhere prefer --tcp on loopback."))
     var httpPort: Int?
 
-    @Flag(help: "Allow --tcp on an address other than loopback.")
+    @Option(help: ArgumentHelp(
+        "Also serve the KServe v2 protocol over gRPC on this Unix-domain socket.",
+        discussion: "inference.GRPCInferenceService (tritonclient.grpc with a unix: target, KServe's grpc-v2); same model, limits and metrics as HTTP."))
+    var grpcSocket: String?
+
+    @Option(help: "Also serve the KServe v2 protocol over gRPC at HOST:PORT (loopback only unless --allow-non-loopback).")
+    var grpc: String?
+
+    @Flag(help: "Allow --tcp or --grpc on an address other than loopback.")
     var allowNonLoopback = false
 
     @Option(help: "Largest request body accepted, in bytes (larger ones get 413).")
@@ -112,7 +120,8 @@ struct Serve: AsyncParsableCommand {
         guard (maxInflightBytes ?? 1) >= 1 else { throw ValidationError("--max-inflight-bytes must be at least 1") }
         guard maxQueue >= 0 else { throw ValidationError("--max-queue must not be negative") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
-        if let tcp { _ = try tcpAddress(tcp) }
+        if let tcp { _ = try tcpAddress(tcp, option: "--tcp") }
+        if let grpc { _ = try tcpAddress(grpc, option: "--grpc") }
         guard httpPort.map({ (1...65535).contains($0) }) ?? true else { throw ValidationError("--http-port takes a port from 1 to 65535") }
         guard tcp == nil || httpPort == nil else { throw ValidationError("--tcp and --http-port both name the TCP listener: pass one") }
         guard shutdownDelay >= 0, shutdownDelay < gracefulTimeout else {
@@ -125,13 +134,13 @@ struct Serve: AsyncParsableCommand {
     }
 
     /// HOST:PORT, refusing non-loopback hosts unless allowed.
-    private func tcpAddress(_ text: String) throws -> (host: String, port: Int) {
+    private func tcpAddress(_ text: String, option: String) throws -> (host: String, port: Int) {
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else {
-            throw ValidationError("--tcp takes HOST:PORT, e.g. 127.0.0.1:8000")
+            throw ValidationError("\(option) takes HOST:PORT, e.g. 127.0.0.1:8000")
         }
         let host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
         guard allowNonLoopback || isLoopback(host) else {
-            throw ValidationError("--tcp \(host) is not a loopback address; pass --allow-non-loopback to expose the service")
+            throw ValidationError("\(option) \(host) is not a loopback address; pass --allow-non-loopback to expose the service")
         }
         return (host, port)
     }
@@ -164,7 +173,7 @@ struct Serve: AsyncParsableCommand {
         poolConfiguration.livenessTimeout = .seconds(livenessTimeout)
         poolConfiguration.logger = logger
         let classifier = try PoolClassifier(unstarted: entry, configuration: poolConfiguration, maxPixels: maxPixels)
-        let address = try httpPort.map { (host: "0.0.0.0", port: $0) } ?? tcp.map(tcpAddress)
+        let address = try httpPort.map { (host: "0.0.0.0", port: $0) } ?? tcp.map { try tcpAddress($0, option: "--tcp") }
         var configuration = ServerConfiguration(
             socketPath: socket ?? ServerConfiguration.defaultSocketPath(), socketMode: mode_t(socketMode, radix: 8)!,
             tcpHost: address?.host, tcpPort: address?.port, maxBodyBytes: maxBodyBytes,
@@ -174,6 +183,10 @@ struct Serve: AsyncParsableCommand {
         configuration.allowSharedDirectory = allowSharedSocketDir
         configuration.gracefulTimeout = .seconds(gracefulTimeout)
         configuration.shutdownDelay = .seconds(shutdownDelay)
+        configuration.grpc = try [grpcSocket.map { GRPCAddress.unixDomainSocket(path: $0) }, grpc.map { text in
+            let (host, port) = try tcpAddress(text, option: "--grpc")
+            return GRPCAddress.tcp(host: host, port: port)
+        }].compactMap { $0 }
         configuration.maxInflightBytes = maxInflightBytes
         do {
             try await InferenceServer.run(service: ModelService(entry: entry, classifier: classifier), configuration: configuration, logger: logger)

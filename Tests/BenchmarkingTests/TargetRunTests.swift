@@ -117,6 +117,30 @@ import WorkerPool
         #expect(measurement.resources.machineCPUUtilization != nil)
     }
 
+    /// The same server over gRPC, on its Unix socket and on loopback TCP: images and tensors
+    /// answered, stage times from the reply's server-timing metadata, the server's processes
+    /// found behind the socket.
+    @Test func aServerOverGRPC() async throws {
+        let port = try freeLoopbackPort()
+        let folder = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let socket = folder.appendingPathComponent("grpc.sock").path
+        let server = try ServerHarness(["--model", "tiny", "--grpc-socket", socket, "--grpc", "127.0.0.1:\(port)"])
+        defer { server.stop() }
+        for connect in [
+            { try await GRPCTarget.connect(socketPath: socket, model: "tiny") },
+            { try await GRPCTarget.connect(hostAndPort: "127.0.0.1:\(port)", model: "tiny") },
+        ] as [@Sendable () async throws -> GRPCTarget] {
+            let target = try await connect()
+            let measurement = await LoadRunner.run(
+                target: target, workload: try Self.workload("imagenet=2,tensor"), load: .closed(concurrency: 4), limits: Self.limits)
+            await target.close()
+            Self.expectSound(measurement)
+            #expect(Set(measurement.stages.keys) == ["parse", "queue", "decode", "preprocess", "inference", "handoff", "respond"], "from server-timing")
+        }
+        await #expect { try await GRPCTarget.connect(hostAndPort: "127.0.0.1:\(port)", model: "resnet50") } throws: { "\($0)".contains("notFound") }
+    }
+
     /// A request the server refuses is counted and named, and the run goes on.
     @Test func failedRequestsAreCountedAndNamed() async throws {
         let folder = try Fixtures.temporaryDirectory()

@@ -46,6 +46,8 @@ import WorkerPool
             let inputs = try #require(model["inputs"] as? [[String: Any]])
             #expect(inputs.first?["name"] as? String == "input" && inputs.first?["datatype"] as? String == "FP32")
             #expect((inputs.first?["shape"] as? [Int]) == [-1, 3, 224, 224])
+            #expect(inputs.count == 2 && inputs[1]["name"] as? String == "encoded_image" && inputs[1]["datatype"] as? String == "BYTES")
+            #expect((inputs.last?["shape"] as? [Int]) == [-1], "encoded images, one per element")
             #expect(model["engine"] as? String == engine.rawValue)
             #expect(try await client.execute(uri: "/v2/models/tiny/ready", method: .get).status == .ok)
             #expect(try await client.execute(uri: "/v2/models/tiny/versions/2/ready", method: .get).status == .notFound)
@@ -115,9 +117,9 @@ import WorkerPool
             }
             let metrics = String(buffer: try await client.execute(uri: "/metrics", method: .get).body)
             for line in [
-                #"visionpool_requests_total{model="efficientnet-lite0",outcome="200"} 2"#,
-                #"visionpool_requests_total{model="efficientnet-lite0",outcome="413"} 1"#,
-                #"visionpool_requests_total{model="efficientnet-lite0",outcome="400"} 1"#,
+                #"visionpool_requests_total{model="efficientnet-lite0",outcome="200",protocol="http"} 2"#,
+                #"visionpool_requests_total{model="efficientnet-lite0",outcome="413",protocol="http"} 1"#,
+                #"visionpool_requests_total{model="efficientnet-lite0",outcome="400",protocol="http"} 1"#,
                 #"visionpool_pool_healthy{model="efficientnet-lite0"} 1.0"#,
                 #"visionpool_workers_ready{model="efficientnet-lite0"} 1.0"#,
                 #"visionpool_stage_seconds_count{model="efficientnet-lite0",stage="inference"} 2"#,
@@ -129,6 +131,20 @@ import WorkerPool
             ] {
                 #expect(metrics.contains(line), "\(line)")
             }
+
+            // The encoded_image input the metadata lists takes the same images, and only images.
+            let (imageBody, imageHeaders) = try binaryBody([
+                "inputs": [["name": "encoded_image", "shape": [1], "datatype": "BYTES", "parameters": ["binary_data_size": payload.count]]],
+                "outputs": [["name": "logits", "parameters": ["classification": 1]]],
+            ], payload)
+            let throughImageInput = try await client.execute(
+                uri: "/v2/models/efficientnet-lite0/infer", method: .post, headers: fields(imageHeaders), body: ByteBuffer(bytes: imageBody))
+            #expect((throughImageInput.json["outputs"] as? [[String: Any]])?.first?["data"] as? [String] == strings)
+            let tensorAsImage = try await client.execute(
+                uri: "/v2/models/efficientnet-lite0/infer", method: .post,
+                body: ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: [
+                    "inputs": [["name": "encoded_image", "shape": [1, 3, 224, 224], "datatype": "FP32", "data": [0]]]])))
+            #expect(tensorAsImage.status == .badRequest && (tensorAsImage.json["error"] as? String)?.contains("takes BYTES") == true)
         }
     }
 

@@ -223,16 +223,28 @@ let sampleCount = 3 * 224 * 224
 
 @Suite struct ConformanceTests {
     @Test func tritonsOwnClientUnderstandsTheServer() throws {
-        let script = Process()
-        script.executableURL = TestPaths.root.appendingPathComponent(".venv/bin/python")
-        script.arguments = [TestPaths.root.appendingPathComponent("tools/triton_conformance.py").path, "--binary", TestPaths.executable.path]
+        try Self.expect("tools/triton_conformance.py", passes: 6)
+    }
+
+    /// tritonclient.grpc over loopback TCP and a Unix socket: health, metadata, FP32 scores
+    /// equal to HTTP's, BYTES images with classification, deadlines, NOT_FOUND,
+    /// INVALID_ARGUMENT, a Triton-only call, and the server still up.
+    @Test func tritonsGRPCClientUnderstandsTheServerOverTCPAndAUnixSocket() throws {
+        try Self.expect("tools/triton_grpc_conformance.py", passes: 20)
+    }
+
+    /// Runs one of the conformance scripts against the built binary: every check must pass.
+    static func expect(_ script: String, passes: Int) throws {
+        let process = Process()
+        process.executableURL = TestPaths.root.appendingPathComponent(".venv/bin/python")
+        process.arguments = [TestPaths.root.appendingPathComponent(script).path, "--binary", TestPaths.executable.path]
         let output = Pipe()
-        script.standardOutput = output
-        script.standardError = output
-        try script.run()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        script.waitUntilExit()
-        #expect(script.terminationStatus == 0, "\(text)")
-        #expect(text.contains("6 passed, 0 failed"), "\(text)")
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(text)")
+        #expect(text.contains("\(passes) passed, 0 failed"), "\(text)")
     }
 }

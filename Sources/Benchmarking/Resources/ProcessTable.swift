@@ -1,7 +1,17 @@
+import CLinuxShims
 import Foundation
 
 /// What `/proc` says about processes and the machine.
 enum ProcessTable {
+    /// The pid of the process listening on `socketPath` (`SO_PEERCRED`), or nil if nothing answers.
+    static func peerPID(socketPath: String) -> Int32? {
+        let fd = CLinuxShims_connect_unix(socketPath)
+        guard fd >= 0 else { return nil }
+        defer { Glibc.close(fd) }
+        let pid = CLinuxShims_peer_pid(fd)
+        return pid > 0 ? pid : nil
+    }
+
     static let clockTicksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
 
     /// `/proc/PID/stat`: the parent and the CPU seconds used (user + system), or nil once it is gone.

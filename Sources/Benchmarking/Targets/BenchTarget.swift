@@ -24,3 +24,12 @@ public protocol BenchTarget: Sendable {
     /// The processes serving, now (workers may have been replaced).
     func servingProcesses() -> ServingProcesses
 }
+
+/// A server reached over a protocol (HTTP or gRPC): where it is, what its model takes, and a
+/// connection to close.
+public protocol ServerTarget: BenchTarget {
+    var address: String { get }
+    /// The model's input shape for one sample, from its metadata.
+    var sampleShape: [Int] { get }
+    func close() async
+}

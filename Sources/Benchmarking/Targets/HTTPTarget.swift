@@ -1,6 +1,5 @@
 import Classification
 import AsyncHTTPClient
-import CLinuxShims
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -10,7 +9,7 @@ import NIOHTTP1
 /// through the binary tensor data extension with the classification extension (the
 /// server decodes them); tensors go as binary FP32. Stage times come from the server's
 /// `Server-Timing` header when it sends one.
-public final class HTTPTarget: BenchTarget {
+public final class HTTPTarget: ServerTarget {
     public let imagesPerRequest = 1
     public let address: String
     public let model: String
@@ -37,7 +36,7 @@ public final class HTTPTarget: BenchTarget {
                 throw HTTPTargetError("\(socketPath) cannot be a socket address")
             }
             base = socketURL.absoluteString
-            serverPID = peerPID(socketPath: socketPath)
+            serverPID = ProcessTable.peerPID(socketPath: socketPath)
             guard serverPID != nil else { throw HTTPTargetError("nothing answers on \(socketPath): start `visionpool serve --socket \(socketPath)`") }
         } else if let url {
             base = url.hasSuffix("/") ? String(url.dropLast()) : url
@@ -159,15 +158,6 @@ public final class HTTPTarget: BenchTarget {
             throw HTTPTargetError("GET \(url) did not return a JSON object")
         }
         return object
-    }
-
-    /// The pid of the process listening on `socketPath` (`SO_PEERCRED`), or nil if nothing answers.
-    private static func peerPID(socketPath: String) -> Int32? {
-        let fd = CLinuxShims_connect_unix(socketPath)
-        guard fd >= 0 else { return nil }
-        defer { Glibc.close(fd) }
-        let pid = CLinuxShims_peer_pid(fd)
-        return pid > 0 ? pid : nil
     }
 }
 

@@ -67,7 +67,7 @@ public struct InferRequest {
             throw .badRequest("\"inputs\" must hold exactly one input")
         }
         inputName = input["name"] as? String ?? ""
-        guard inputName == expectedInput else { throw .badRequest("unknown input \"\(inputName)\"; the model's input is \"\(expectedInput)\"") }
+        try Self.checkInput(name: inputName, datatype: input["datatype"] as? String, tensorInput: expectedInput)
         guard let shape = (input["shape"] as? [NSNumber])?.map(\.intValue), !shape.isEmpty, shape.allSatisfy({ $0 >= 0 }) else {
             throw .badRequest("input \"shape\" must be a list of non-negative integers")
         }
@@ -81,53 +81,94 @@ public struct InferRequest {
         } else if jsonLength != nil, !binary.isEmpty {
             throw .badRequest("\(binary.count) bytes follow the JSON header but no input has binary_data_size")
         }
-        guard let batch = shape.first, (1...maxSamples).contains(batch) else {
-            throw .badRequest("the batch (first dimension) must be 1...\(maxSamples)")
-        }
-        switch input["datatype"] as? String {
-        case "FP32":
-            guard Array(shape.dropFirst()) == sampleShape else {
-                throw .badRequest("FP32 input shape \(shape) does not match the model's [N, \(sampleShape.map(String.init).joined(separator: ", "))]")
-            }
-            let count = shape.reduce(1, *)
-            if binarySize != nil {
-                guard binary.count == count * 4 else { throw .badRequest("binary FP32 data is \(binary.count) bytes; shape \(shape) needs \(count * 4)") }
-                try Self.refuseNonFinite(Self.firstNonFinite(littleEndianFloats: binary))
-                samples = .tensorBytes(count: batch, bytes: binary)
-            } else {
+        let datatype = input["datatype"] as? String
+        if binarySize != nil {
+            samples = try Self.rawSamples(datatype: datatype, shape: shape, bytes: binary, sampleShape: sampleShape, maxSamples: maxSamples)
+        } else {
+            let batch = try Self.checkShape(datatype: datatype, shape: shape, sampleShape: sampleShape, maxSamples: maxSamples)
+            if datatype == "FP32" {
                 guard let range = tensorData.dataRange else { throw .badRequest("the FP32 input has no \"data\"") }
+                let count = shape.reduce(1, *)
                 try memory.grow(by: count * 4, for: "the FP32 tensor")
                 let values = try JSONTensorData.floats(in: json, range: range, expected: count)
                 try Self.refuseNonFinite(values.firstIndex { !$0.isFinite }.map { ($0, values[$0]) })
                 samples = .tensors(count: batch, values: values)
-            }
-        case "BYTES":
-            guard shape.count == 1 || (shape.count == 2 && shape[1] == 1) else { throw .badRequest("BYTES input shape must be [N] or [N, 1], one image per element") }
-            let images: [Data]
-            if binarySize != nil {
-                images = try Self.lengthPrefixed(binary, atMost: batch)
             } else {
                 guard let range = tensorData.dataRange else { throw .badRequest("the BYTES input has no \"data\"") }
                 // The strings as parsed, then their decoded bytes: at most twice the text.
                 try memory.grow(by: 2 * range.count, for: "the BYTES data")
                 let strings = try? JSONSerialization.jsonObject(with: json.dropFirst(range.lowerBound).prefix(range.count), options: .fragmentsAllowed)
-                images = try Self.base64Strings(strings)
+                let images = try Self.base64Strings(strings)
+                guard images.count == batch else { throw .badRequest("shape says \(batch) images but \(images.count) were sent") }
+                samples = .images(images)
             }
-            guard images.count == batch else { throw .badRequest("shape says \(batch) images but \(images.count) were sent") }
-            samples = .images(images)
-        case let other:
-            throw .badRequest("datatype \(other ?? "(none)") is not supported; send FP32 tensors or BYTES images")
         }
         let requested = object["outputs"] as? [[String: Any]] ?? [["name": outputName]]
         guard requested.count == 1 else { throw .badRequest("\"outputs\" may name the model's one output, \"\(outputName)\", once") }
         outputs = try requested.map { output throws(ServerError) in
-            let name = output["name"] as? String ?? ""
-            guard name == outputName else { throw .badRequest("unknown output \"\(name)\"; the model's output is \"\(outputName)\"") }
             let parameters = output["parameters"] as? [String: Any] ?? [:]
-            let classification = (parameters["classification"] as? NSNumber)?.intValue
-            if let classification, classification < 1 { throw .badRequest("classification must be at least 1") }
-            return RequestedOutput(name: name, classification: classification, binary: (parameters["binary_data"] as? Bool) ?? false)
+            return try Self.requestedOutput(
+                name: output["name"] as? String ?? "", modelOutput: outputName,
+                classification: (parameters["classification"] as? NSNumber)?.intValue, binary: (parameters["binary_data"] as? Bool) ?? false)
         }
+    }
+
+    /// The samples in one input's raw bytes, whatever carried them: the binary data extension
+    /// over HTTP, `raw_input_contents` over gRPC. FP32 tensors stay in those bytes until each
+    /// is copied into its slot; BYTES elements (4-byte little-endian length, then the bytes)
+    /// are slices of them.
+    static func rawSamples(datatype: String?, shape: [Int], bytes: Data, sampleShape: [Int], maxSamples: Int) throws(ServerError) -> Samples {
+        let batch = try checkShape(datatype: datatype, shape: shape, sampleShape: sampleShape, maxSamples: maxSamples)
+        if datatype == "FP32" {
+            let count = shape.reduce(1, *)
+            guard bytes.count == count * 4 else { throw .badRequest("binary FP32 data is \(bytes.count) bytes; shape \(shape) needs \(count * 4)") }
+            try refuseNonFinite(firstNonFinite(littleEndianFloats: bytes))
+            return .tensorBytes(count: batch, bytes: bytes)
+        }
+        let images = try lengthPrefixed(bytes, atMost: batch)
+        guard images.count == batch else { throw .badRequest("shape says \(batch) images but \(images.count) were sent") }
+        return .images(images)
+    }
+
+    /// The batch, once the datatype is one the model takes and the shape fits it: FP32
+    /// `[N, model's input shape]`, or BYTES `[N]` / `[N, 1]` (one encoded image per element).
+    private static func checkShape(datatype: String?, shape: [Int], sampleShape: [Int], maxSamples: Int) throws(ServerError) -> Int {
+        guard !shape.isEmpty, shape.allSatisfy({ $0 >= 0 }) else { throw .badRequest("input \"shape\" must be a list of non-negative integers") }
+        guard let batch = shape.first, (1...maxSamples).contains(batch) else {
+            throw .badRequest("the batch (first dimension) must be 1...\(maxSamples)")
+        }
+        switch datatype {
+        case "FP32":
+            guard Array(shape.dropFirst()) == sampleShape else {
+                throw .badRequest("FP32 input shape \(shape) does not match the model's [N, \(sampleShape.map(String.init).joined(separator: ", "))]")
+            }
+        case "BYTES":
+            guard shape.count == 1 || (shape.count == 2 && shape[1] == 1) else { throw .badRequest("BYTES input shape must be [N] or [N, 1], one image per element") }
+        case let other:
+            throw .badRequest("datatype \(other ?? "(none)") is not supported; send FP32 tensors or BYTES images")
+        }
+        return batch
+    }
+
+    /// The input that takes encoded images, beside the model's own tensor input (see `ServedModel.inputs`).
+    static let encodedImageInput = "encoded_image"
+
+    /// The model's tensor input takes FP32 tensors or BYTES images; `encoded_image` takes
+    /// BYTES images only.
+    static func checkInput(name: String, datatype: String?, tensorInput: String) throws(ServerError) {
+        if name == tensorInput { return }
+        guard name == encodedImageInput else {
+            throw .badRequest("unknown input \"\(name)\"; the model's inputs are \"\(tensorInput)\" and \"\(encodedImageInput)\"")
+        }
+        guard datatype == "BYTES" else { throw .badRequest("input \"\(encodedImageInput)\" takes BYTES (encoded images), not \(datatype ?? "(none)")") }
+    }
+
+    /// An output the client asked for: the model's one output, optionally as the
+    /// classification extension's top-K strings.
+    static func requestedOutput(name: String, modelOutput: String, classification: Int?, binary: Bool) throws(ServerError) -> RequestedOutput {
+        guard name == modelOutput else { throw .badRequest("unknown output \"\(name)\"; the model's output is \"\(modelOutput)\"") }
+        if let classification, classification < 1 { throw .badRequest("classification must be at least 1") }
+        return RequestedOutput(name: name, classification: classification, binary: binary)
     }
 
     /// One refusal for an infinity or NaN, wherever the tensor came from.

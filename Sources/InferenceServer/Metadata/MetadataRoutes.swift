@@ -8,7 +8,7 @@ struct MetadataRoutes<Model: ServedModel> {
 
     func add(to router: Router<ConnectionContext>) {
         router.get("/v2") { _, _ in
-            try jsonResponse(["name": "visionpool", "version": "0.1.0", "extensions": ["classification", "binary_tensor_data"]])
+            try jsonResponse(["name": ServerIdentity.name, "version": ServerIdentity.version, "extensions": ServerIdentity.extensions])
         }
         router.get("/v2/models") { _, _ in try jsonResponse(["models": [model.name]]) }
         let metadata: @Sendable (Request, ConnectionContext) async throws -> Response = { _, context in
@@ -18,6 +18,13 @@ struct MetadataRoutes<Model: ServedModel> {
         router.get("/v2/models/{model}", use: metadata)
         router.get("/v2/models/{model}/versions/{version}", use: metadata)
     }
+}
+
+/// What the server metadata says over both protocols.
+enum ServerIdentity {
+    static let name = "visionpool"
+    static let version = "0.1.0"
+    static let extensions = ["classification", "binary_tensor_data"]
 }
 
 func jsonResponse(_ object: [String: Any]) throws -> Response {

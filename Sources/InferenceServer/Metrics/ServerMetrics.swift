@@ -34,9 +34,18 @@ public struct ServerMetrics: Sendable {
         batchSizes = Recorder(label: "visionpool_batch_size", dimensions: [("model", model)], aggregate: true, factory: factory)
     }
 
-    /// One finished request: its outcome (the status code) and how long it took.
-    func request(status: Int, seconds: Double) {
-        Counter(label: "visionpool_requests_total", dimensions: [("model", model), ("outcome", String(status))], factory: factory).increment()
+    /// The protocol a request came in by.
+    enum WireProtocol: String {
+        case http, grpc
+    }
+
+    /// One finished request: its outcome (the HTTP status code, or the one a gRPC error
+    /// carries the meaning of), its protocol and how long it took.
+    func request(status: Int, seconds: Double, protocol wire: WireProtocol = .http) {
+        Counter(
+            label: "visionpool_requests_total", dimensions: [("model", model), ("outcome", String(status)), ("protocol", wire.rawValue)],
+            factory: factory
+        ).increment()
         stageTimers["total"]?.recordNanoseconds(Int64(seconds * 1e9))
     }
 

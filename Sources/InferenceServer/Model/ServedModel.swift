@@ -40,9 +40,18 @@ extension ServedModel {
     var metadata: [String: Any] {
         [
             "name": manifest.name, "versions": ["1"], "platform": "onnx", "engine": engine,
-            "inputs": [["name": manifest.input.name, "datatype": manifest.input.datatype, "shape": [-1] + manifest.input.shape]],
+            "inputs": inputs.map { ["name": $0.name, "datatype": $0.datatype, "shape": $0.shape] },
             "outputs": [["name": manifest.output.name, "datatype": "FP32", "shape": [-1, manifest.output.classes]]],
         ]
+    }
+
+    /// The inputs the metadata lists, of which a request sends one: the model's FP32 tensor
+    /// `[-1, C, H, W]`, and `encoded_image`, BYTES `[-1]`, one encoded image (JPEG, PNG, …)
+    /// per element, which the server decodes and preprocesses as the model needs. A generic
+    /// client reading the metadata (tritonclient's `get_model_metadata`) sees both. The tensor
+    /// input also takes BYTES images, as it always has.
+    var inputs: [(name: String, datatype: String, shape: [Int])] {
+        [(manifest.input.name, manifest.input.datatype, [-1] + manifest.input.shape), (InferRequest.encodedImageInput, "BYTES", [-1])]
     }
 
     /// "score:index:label" strings, most likely first, as the classification extension writes them.

@@ -41,12 +41,27 @@ struct InferencePath<Model: ServedModel>: Sendable {
     func scores(
         for samples: InferRequest.Samples, request: Request, context: ConnectionContext, timeoutParameter: Int? = nil, held: MemoryReservation
     ) async throws -> (scores: [Float], stages: StageTimes) {
+        let timeout = try requestTimeout(request, parameter: timeoutParameter, default: settings.requestTimeout)
+        let channel = context.channel
+        return try await scores(for: samples, within: timeout, held: held, on: channel.eventLoop, logger: context.logger) { abandon in
+            channel.closeFuture.whenComplete { _ in abandon(ServerError(.clientClosedRequest, "the client closed the connection")) }
+        }
+    }
+
+    /// Every sample's scores within `timeout`, whatever protocol asked, with what decoding
+    /// will hold reserved in `held` first: `onAbandon` is given the function to call when the
+    /// client gives up (hangs up, cancels), with the error to count the request under.
+    func scores(
+        for samples: InferRequest.Samples, within timeout: Duration, held: MemoryReservation, on eventLoop: any EventLoop, logger: Logger,
+        onAbandon: (@escaping @Sendable (ServerError) -> Void) -> Void
+    ) async throws -> (scores: [Float], stages: StageTimes) {
         if case .images(let images) = samples {
             try held.grow(by: model.decodingBytes(images), for: images.count == 1 ? "decoding the image" : "decoding \(images.count) images")
         }
-        let timeout = try requestTimeout(request, parameter: timeoutParameter, default: settings.requestTimeout)
         let (model, metrics) = (self.model, self.metrics)
-        return try await run(within: timeout, context: context) { try await model.scores(for: samples, metrics: metrics) }
+        return try await run(within: timeout, on: eventLoop, logger: logger, onAbandon: onAbandon) {
+            try await model.scores(for: samples, metrics: metrics)
+        }
     }
 
     /// The 200 response `encode` builds, its encoding timed as the `respond` stage; the
@@ -99,14 +114,14 @@ private func requestTimeout(_ request: Request, parameter microseconds: Int?, de
     return limit
 }
 
-/// Answers with `body`'s result, or 504 once `timeout` passes, or 499 (for the metrics) when
-/// the client hangs up, whichever comes first. The late or abandoned work is cancelled: still waiting for a slot, it is dropped; already on a worker, it
+/// Answers with `body`'s result, or 504 once `timeout` passes, or the abandonment's error
+/// (499 for the metrics) when the client gives up, whichever comes first. The late or abandoned work is cancelled: still waiting for a slot, it is dropped; already on a worker, it
 /// finishes there and its slot is freed, but nobody waits for it.
 /// Maps what the pool and the decoder throw to the statuses a client can act on.
 private func run<Result: Sendable>(
-    within timeout: Duration, context: ConnectionContext, _ body: @escaping @Sendable () async throws -> Result
+    within timeout: Duration, on eventLoop: any EventLoop, logger: Logger, onAbandon: (@escaping @Sendable (ServerError) -> Void) -> Void,
+    _ body: @escaping @Sendable () async throws -> Result
 ) async throws -> Result {
-    let logger = context.logger
     // The deadline is a timer on the connection's event loop rather than a sleeping task: one
     // task per request, and a timer that is cancelled as soon as the request is answered.
     let deadline = Mutex<Scheduled<Void>?>(nil)
@@ -121,14 +136,14 @@ private func run<Result: Sendable>(
                     answer.resume(with: .failure(error))
                 }
             }
-            let timer = context.channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
+            let timer = eventLoop.scheduleTask(in: TimeAmount(timeout)) {
                 let message = "the request did not finish within its \(timeout) deadline"
                 if answer.resume(with: .failure(ServerError(.gatewayTimeout, message))) { work.cancel() }
             }
             deadline.withLock { $0 = timer }
-            // A client that hangs up takes its work with it: still waiting for a slot, it leaves the line.
-            context.channel.closeFuture.whenComplete { _ in
-                if answer.resume(with: .failure(ServerError(.clientClosedRequest, "the client closed the connection"))) { work.cancel() }
+            // A client that gives up takes its work with it: still waiting for a slot, it leaves the line.
+            onAbandon { error in
+                if answer.resume(with: .failure(error)) { work.cancel() }
             }
         }
     } catch let error as ServerError {

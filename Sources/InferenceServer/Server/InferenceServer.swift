@@ -28,6 +28,8 @@ public struct ServerConfiguration: Sendable {
     /// After the first SIGTERM/SIGINT, how long in-flight requests may take before the
     /// server stops anyway (Kubernetes sends SIGKILL 30 s after SIGTERM by default).
     public var gracefulTimeout: Duration = .seconds(20)
+    /// The KServe v2 gRPC listeners (a Unix-domain socket, TCP), if any.
+    public var grpc: [GRPCAddress] = []
     /// How long after the first signal new requests are still taken, readiness failing,
     /// before the listeners close: the time a load balancer needs to stop sending.
     public var shutdownDelay: Duration = .zero
@@ -84,20 +86,29 @@ public struct ServerStartError: Error, CustomStringConvertible {
 /// in-flight requests, stops the workers and removes the socket file.
 public enum InferenceServer {
     public static func run(service: ModelService, configuration: ServerConfiguration, logger: Logger) async throws {
-        try checkSocketDirectory(of: configuration.socketPath, allowShared: configuration.allowSharedDirectory)
-        let lock = try lockSocketPath(configuration.socketPath)
+        let socketPaths = [configuration.socketPath] + configuration.grpc.compactMap { address -> String? in
+            if case .unixDomainSocket(let path) = address { path } else { nil }
+        }
+        guard Set(socketPaths).count == socketPaths.count else { throw ServerStartError(description: "the HTTP and gRPC sockets need different paths") }
+        var locks: [Int32] = []
         defer {
             // Removed while still held, so no other server can have locked this same file.
-            unlink(configuration.socketPath + ".lock")
-            close(lock)
+            for (path, lock) in zip(socketPaths, locks) {
+                unlink(path + ".lock")
+                close(lock)
+            }
         }
-        try prepareSocketPath(configuration.socketPath)
+        for path in socketPaths {
+            try checkSocketDirectory(of: path, allowShared: configuration.allowSharedDirectory)
+            locks.append(try lockSocketPath(path))
+            try prepareSocketPath(path)
+        }
         let largestRequest = configuration.maxBodyBytes + service.maxSamplesPerRequest * service.manifest.input.shape.reduce(1, *) * MemoryLayout<Float>.size
         let memory = MemoryBudget(limit: configuration.maxInflightBytes ?? MemoryBudget.defaultLimit(largestRequest: largestRequest))
         logger.info("requests in flight may hold \(memory.limit >> 20) MiB (--max-inflight-bytes \(memory.limit))")
-        let router = makeRouter(
-            model: service, settings: RouteSettings(maxBodyBytes: configuration.maxBodyBytes, memory: memory, requestTimeout: configuration.requestTimeout),
-            metrics: ServerMetrics(model: service.name), accessLog: configuration.accessLog)
+        let settings = RouteSettings(maxBodyBytes: configuration.maxBodyBytes, memory: memory, requestTimeout: configuration.requestTimeout)
+        let metrics = ServerMetrics(model: service.name)
+        let router = makeRouter(model: service, settings: settings, metrics: metrics, accessLog: configuration.accessLog)
         let stop = StopRequest(gracePeriod: configuration.gracefulTimeout)
         var services: [any Service] = [PoolService(classifier: service.classifier, stop: stop, logger: logger)]
         if let host = configuration.tcpHost, let port = configuration.tcpPort {
@@ -118,10 +129,24 @@ public enum InferenceServer {
                 logger.info("listening on unix:\(path)\(configuration.tcpPort.map { " and http://\(configuration.tcpHost ?? ""):\($0)" } ?? "")")
             },
             logger: logger))
+        let grpcService = GRPCInferenceService(path: InferencePath(model: service, settings: settings, metrics: metrics), logger: logger)
+        let grpcSockets = Mutex<[String: ino_t]>([:])
+        for address in configuration.grpc {
+            services.append(GRPCListener(address: address, service: grpcService, maxMessageBytes: configuration.maxBodyBytes, logger: logger) {
+                guard case .unixDomainSocket(let path) = address else { return }
+                if chmod(path, mode) != 0 { logger.error("cannot set mode \(String(mode, radix: 8)) on \(path)") }
+                var status = stat()
+                if lstat(path, &status) == 0 { grpcSockets.withLock { $0[path] = status.st_ino } }
+            })
+        }
         defer {
-            // Remove the socket file if it is still the one this server made.
-            var status = stat()
-            if let inode = bound.withLock({ $0 }), lstat(path, &status) == 0, status.st_ino == inode { unlink(path) }
+            // Remove the socket files if they are still the ones this server made.
+            var made = grpcSockets.withLock { $0 }
+            if let inode = bound.withLock({ $0 }) { made[path] = inode }
+            for (path, inode) in made {
+                var status = stat()
+                if lstat(path, &status) == 0, status.st_ino == inode { unlink(path) }
+            }
         }
         // Services stop in reverse order: the listeners drain first, while the pool still serves.
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: services, logger: logger))
