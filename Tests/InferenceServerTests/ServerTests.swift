@@ -207,17 +207,39 @@ let sampleCount = 3 * 224 * 224
         #expect(Date().timeIntervalSince(start) < 5)
     }
 
-    @Test("TCP is loopback unless allowed", arguments: ["0.0.0.0:8999", "127.evil.example:8999", "[::]:8999"])
-    func tcpIsLoopbackUnlessAllowed(address: String) throws {
+    @Test("TCP and gRPC are loopback unless allowed", arguments: ["--tcp", "--grpc"], ["0.0.0.0:8999", "127.evil.example:8999", "[::]:8999"])
+    func tcpIsLoopbackUnlessAllowed(option: String, address: String) throws {
         let refused = Process()
         refused.executableURL = TestPaths.executable
-        refused.arguments = ["serve", "--tcp", address]
+        refused.arguments = ["serve", option, address]
         let errors = Pipe()
         refused.standardError = errors
         try refused.run()
         let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         refused.waitUntilExit()
-        #expect(refused.terminationStatus != 0 && text.contains("--allow-non-loopback"), "\(text)")
+        #expect(refused.terminationStatus != 0 && text.contains("--allow-non-loopback") && text.contains(option), "\(text)")
+    }
+
+    /// A gRPC address something else holds stops the start, and says which and why.
+    @Test func aGRPCPortInUseIsNamed() throws {
+        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(holder) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, length) == 0 && listen(holder, 1) == 0 && getsockname(holder, $0, &length) == 0 }
+        }
+        try #require(bound)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let run = try visionpool(
+            ["serve", "--model", "tiny", "--workers", "1", "--socket", directory.appendingPathComponent("s.sock").path, "--grpc", "127.0.0.1:\(port)"],
+            timeout: 60)
+        #expect(run.status != 0)
+        #expect(run.stderr.contains("cannot serve gRPC on 127.0.0.1:\(port)") && run.stderr.contains("in use"), "\(run.stderr)")
     }
 }
 

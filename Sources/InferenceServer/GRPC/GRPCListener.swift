@@ -44,8 +44,15 @@ struct GRPCListener: Service {
         let server = GRPCServer(transport: transport, services: [service, TritonOnlyCalls()])
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
-                group.addTask { try await server.serve() }
-                _ = try await transport.listeningAddress
+                group.addTask {
+                    do {
+                        try await server.serve()
+                    } catch {
+                        throw ServerStartError(description: "cannot serve gRPC on \(address): \(error)")
+                    }
+                }
+                // Not bound: serve() throws why (the address in use, a path too long).
+                guard (try? await transport.listeningAddress) != nil else { return }
                 onListening()
                 logger.info("gRPC listening on \(address)")
             }

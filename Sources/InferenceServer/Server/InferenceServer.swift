@@ -119,35 +119,21 @@ public enum InferenceServer {
         let path = configuration.socketPath, mode = configuration.socketMode
         // Nothing the server creates is readable by others; the socket then gets its mode.
         umask(0o077)
-        let bound = Mutex<ino_t?>(nil)
+        let sockets = SocketFiles(mode: mode, logger: logger)
         services.append(Application(
             router: router, server: configuration.http, configuration: .init(address: .unixDomainSocket(path: path), serverName: "visionpool"),
             onServerRunning: { _ in
-                if chmod(path, mode) != 0 { logger.error("cannot set mode \(String(mode, radix: 8)) on \(path)") }
-                var status = stat()
-                if lstat(path, &status) == 0 { bound.withLock { $0 = status.st_ino } }
+                sockets.claim(path)
                 logger.info("listening on unix:\(path)\(configuration.tcpPort.map { " and http://\(configuration.tcpHost ?? ""):\($0)" } ?? "")")
             },
             logger: logger))
         let grpcService = GRPCInferenceService(path: InferencePath(model: service, settings: settings, metrics: metrics), logger: logger)
-        let grpcSockets = Mutex<[String: ino_t]>([:])
         for address in configuration.grpc {
             services.append(GRPCListener(address: address, service: grpcService, maxMessageBytes: configuration.maxBodyBytes, logger: logger) {
-                guard case .unixDomainSocket(let path) = address else { return }
-                if chmod(path, mode) != 0 { logger.error("cannot set mode \(String(mode, radix: 8)) on \(path)") }
-                var status = stat()
-                if lstat(path, &status) == 0 { grpcSockets.withLock { $0[path] = status.st_ino } }
+                if case .unixDomainSocket(let path) = address { sockets.claim(path) }
             })
         }
-        defer {
-            // Remove the socket files if they are still the ones this server made.
-            var made = grpcSockets.withLock { $0 }
-            if let inode = bound.withLock({ $0 }) { made[path] = inode }
-            for (path, inode) in made {
-                var status = stat()
-                if lstat(path, &status) == 0, status.st_ino == inode { unlink(path) }
-            }
-        }
+        defer { sockets.removeAll() }
         // Services stop in reverse order: the listeners drain first, while the pool still serves.
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: services, logger: logger))
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
@@ -321,5 +307,31 @@ struct PoolService: Service {
         try? await gracefulShutdown()
         await pool.shutdown(gracePeriod: Task.isCancelled ? .zero : stop.remaining)
         logger.info("worker pool stopped")
+    }
+}
+
+/// The socket files this server made: each gets the socket mode once bound, and is removed at
+/// exit if it is still the same file (by inode), never a successor's.
+final class SocketFiles: Sendable {
+    private let mode: mode_t
+    private let logger: Logger
+    private let made = Mutex<[String: ino_t]>([:])
+
+    init(mode: mode_t, logger: Logger) {
+        self.mode = mode
+        self.logger = logger
+    }
+
+    func claim(_ path: String) {
+        if chmod(path, mode) != 0 { logger.error("cannot set mode \(String(mode, radix: 8)) on \(path)") }
+        var status = stat()
+        if lstat(path, &status) == 0 { made.withLock { $0[path] = status.st_ino } }
+    }
+
+    func removeAll() {
+        for (path, inode) in made.withLock({ $0 }) {
+            var status = stat()
+            if lstat(path, &status) == 0, status.st_ino == inode { unlink(path) }
+        }
     }
 }
