@@ -162,6 +162,18 @@ struct Serve: AsyncParsableCommand {
         case .json: Logger(label: "visionpool", factory: { JSONLinesLogHandler(label: $0) })
         }
         logger.logLevel = Logger.Level(rawValue: logLevel)!
+        do {
+            try await serve(logger: logger)
+        } catch let error as ExitCode {
+            throw error
+        } catch where logFormat == .json {
+            // A collector parsing JSON lines gets the reason the server did not start as one, too.
+            logger.critical("\(error)")
+            throw ExitCode.failure
+        }
+    }
+
+    private func serve(logger: Logger) async throws {
         raiseDescriptorLimit(logger: logger)
         returnLargeBuffersWhenFreed(logger: logger)
         logger.info("CPUs: \(CPUBudget.current())")

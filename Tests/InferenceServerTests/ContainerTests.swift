@@ -70,12 +70,19 @@ import TestSupport
         #expect(try Self.listing(folder) == before, "nothing was written into the model folder")
     }
 
+    /// Refused with the reason: on standard error, or with `--log-format json` as a JSON line
+    /// on standard output, where a collector reads the server's log.
     @Test func aModelFolderWithoutAModelIsRefusedClearly() throws {
         let folder = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let run = try visionpool(["serve", "--model-dir", folder.path, "--socket", folder.appendingPathComponent("s.sock").path], timeout: 60)
+        let arguments = ["serve", "--model-dir", folder.path, "--socket", folder.appendingPathComponent("s.sock").path]
+        let run = try visionpool(arguments, timeout: 60)
         #expect(run.status != 0)
         #expect(run.stderr.contains("holds no .onnx file"), "\(run.stderr)")
+        let json = try visionpool(arguments + ["--log-format", "json"], timeout: 60)
+        #expect(json.status != 0)
+        #expect(json.jsonLines.contains { $0["level"] as? String == "critical" && ($0["message"] as? String)?.contains("holds no .onnx file") == true },
+                "\(json.stdout)")
     }
 
     /// `--http-port` listens on every interface, as a container's server must; `--log-format
