@@ -150,7 +150,7 @@ let package = Package(
         .target(
             name: "InferenceServer",
             dependencies: [
-                "Classification", "ImagePipeline", "ModelCatalog", "WorkerPool", "CLinuxShims", "KServeGRPC",
+                "Classification", "ImagePipeline", "ModelCatalog", "WorkerPool", "SystemSupport", "CLinuxShims", "KServeGRPC",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOPosix", package: "swift-nio"),

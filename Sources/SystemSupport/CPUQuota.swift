@@ -19,35 +19,17 @@ public struct CPUQuota: Sendable, Equatable, CustomStringConvertible {
     public var description: String { "\(cpus.formatted(.number.precision(.fractionLength(0...2)))) CPUs (\(source))" }
 
     /// The tightest CPU quota on the way from this process's cgroup up to the root of each
-    /// mounted cpu hierarchy (v1 and v2 alike, since a limit on a parent binds its children),
-    /// read from `/proc/self/mountinfo`, `/proc/self/cgroup` and the cgroup files; nil when
-    /// nothing is limited or nothing can be read.
+    /// mounted cpu hierarchy (v1 and v2 alike, since a limit on a parent binds its children);
+    /// nil when nothing is limited or nothing can be read.
     public static func current() -> CPUQuota? {
-        guard let mounts = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8),
-              let memberships = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8)
-        else { return nil }
-        return tightest(mountinfo: mounts, cgroups: memberships) { try? String(contentsOfFile: $0, encoding: .utf8) }
+        Cgroups.current { tightest(mountinfo: $0, cgroups: $1, read: $2) }
     }
 
     /// `current()` over given texts and a file reader, so that the parsing is testable.
     public static func tightest(mountinfo: String, cgroups: String, read: (String) -> String?) -> CPUQuota? {
-        var limits: [CPUQuota] = []
-        for mount in CgroupMount.parse(mountinfo) {
-            guard let member = memberPath(of: mount, in: cgroups) else { continue }
-            // The process's path is relative to the hierarchy's root; the mount shows the part
-            // of it below `mount.root` (all of it on the host, "/" inside a container).
-            guard let relative = relativePath(member, below: mount.root) else { continue }
-            var components = relative.split(separator: "/").map(String.init)
-            while true {
-                let directory = ([mount.point] + components).joined(separator: "/")
-                if let limit = mount.isVersion2 ? version2Limit(in: directory, read: read) : version1Limit(in: directory, read: read) {
-                    limits.append(limit)
-                }
-                guard !components.isEmpty else { break }
-                components.removeLast()
-            }
-        }
-        return limits.min { $0.cpus < $1.cpus }
+        Cgroups.limits(controller: "cpu", mountinfo: mountinfo, cgroups: cgroups) { directory, isVersion2 in
+            isVersion2 ? version2Limit(in: directory, read: read) : version1Limit(in: directory, read: read)
+        }.min { $0.cpus < $1.cpus }
     }
 
     /// `cpu.max`: "QUOTA PERIOD", or "max PERIOD" when unlimited.
@@ -66,64 +48,6 @@ public struct CPUQuota: Sendable, Equatable, CustomStringConvertible {
               let periodText = read(periodFile)?.trimmingCharacters(in: .whitespacesAndNewlines), let period = Double(periodText), period > 0
         else { return nil }
         return CPUQuota(cpus: quota / period, source: "\(quotaFile) \(quotaText) / cpu.cfs_period_us \(periodText)")
-    }
-
-    /// The process's path in `mount`'s hierarchy, from `/proc/self/cgroup` lines
-    /// "ID:CONTROLLERS:PATH" (v2: "0::PATH").
-    static func memberPath(of mount: CgroupMount, in cgroups: String) -> String? {
-        for line in cgroups.split(separator: "\n") {
-            let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
-            guard fields.count == 3 else { continue }
-            let controllers = fields[1].split(separator: ",")
-            if mount.isVersion2 ? (fields[0] == "0" && controllers.isEmpty) : controllers.contains("cpu") { return String(fields[2]) }
-        }
-        return nil
-    }
-
-    static func relativePath(_ path: String, below root: String) -> String? {
-        if root == "/" { return path }
-        if path == root { return "/" }
-        guard path.hasPrefix(root + "/") else { return nil }
-        return String(path.dropFirst(root.count))
-    }
-}
-
-/// A cgroup hierarchy that can limit CPU time, from a `/proc/self/mountinfo` line:
-/// "ID PARENT MAJ:MIN ROOT POINT OPTIONS [TAGS…] - FSTYPE SOURCE SUPEROPTIONS".
-struct CgroupMount: Equatable {
-    var root: String
-    var point: String
-    var isVersion2: Bool
-
-    static func parse(_ mountinfo: String) -> [CgroupMount] {
-        mountinfo.split(separator: "\n").compactMap { line in
-            let fields = line.split(separator: " ").map(String.init)
-            guard let dash = fields.firstIndex(of: "-"), dash >= 6, fields.count > dash + 3 else { return nil }
-            let type = fields[dash + 1], superOptions = fields[dash + 3].split(separator: ",")
-            let root = unescaped(fields[3]), point = unescaped(fields[4])
-            switch type {
-            case "cgroup2": return CgroupMount(root: root, point: point, isVersion2: true)
-            case "cgroup" where superOptions.contains("cpu"): return CgroupMount(root: root, point: point, isVersion2: false)
-            default: return nil
-            }
-        }
-    }
-
-    /// mountinfo writes spaces, tabs, newlines and backslashes in paths as octal escapes.
-    private static func unescaped(_ field: String) -> String {
-        var result = "", rest = Substring(field)
-        while let slash = rest.firstIndex(of: "\\") {
-            result += rest[..<slash]
-            let code = rest[rest.index(after: slash)...].prefix(3)
-            if code.count == 3, let value = UInt8(code, radix: 8) {
-                result.append(Character(UnicodeScalar(value)))
-                rest = rest[rest.index(slash, offsetBy: 4)...]
-            } else {
-                result.append("\\")
-                rest = rest[rest.index(after: slash)...]
-            }
-        }
-        return result + rest
     }
 }
 

@@ -75,7 +75,18 @@ import Testing
 
     @Test func mountPathsAreUnescaped() {
         let mounts = #"50 30 0:27 / /mnt/cpu\040groups rw - cgroup cgroup rw,cpu,cpuacct"# + "\n"
-        #expect(CgroupMount.parse(mounts) == [CgroupMount(root: "/", point: "/mnt/cpu groups", isVersion2: false)])
+        #expect(CgroupMount.parse(mounts, controller: "cpu") == [CgroupMount(root: "/", point: "/mnt/cpu groups", isVersion2: false)])
+        #expect(CgroupMount.parse(mounts, controller: "memory").isEmpty)
+    }
+
+    /// The memory budget's default comes from the tightest memory limit, v1 or v2.
+    @Test func memoryLimitsV1AndV2() {
+        let v1 = "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+        let files = ["/sys/fs/cgroup/memory/jobs/memory.limit_in_bytes": "2147483648\n", "/sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n"]
+        #expect(Cgroups.memoryLimitBytes(mountinfo: v1, cgroups: "4:memory:/jobs\n") { files[$0] } == 2 << 30)
+        let v2 = "40 39 0:30 / /sys/fs/cgroup ro - cgroup2 cgroup rw\n"
+        #expect(Cgroups.memoryLimitBytes(mountinfo: v2, cgroups: "0::/\n") { $0 == "/sys/fs/cgroup/memory.max" ? "536870912\n" : nil } == 512 << 20)
+        #expect(Cgroups.memoryLimitBytes(mountinfo: v2, cgroups: "0::/\n") { _ in "max\n" } == nil)
     }
 
     @Test(arguments: [(nil, 4), (0.5, 1), (1.0, 1), (1.5, 1), (2.0, 2), (16.0, 4)] as [(Double?, Int)])

@@ -1,3 +1,4 @@
+import SystemSupport
 import Foundation
 import Synchronization
 
@@ -87,11 +88,9 @@ final class MemoryReservation: Sendable {
     }
 }
 
-/// The memory this process may use: the cgroup v2 limit (`memory.max`) when one is set,
-/// else the machine's physical memory (`sysconf(_SC_PHYS_PAGES)`).
+/// The memory this process may use: its tightest cgroup memory limit (v1 or v2) when one is
+/// set, else the machine's physical memory (`sysconf(_SC_PHYS_PAGES)`).
 func availableMemoryBytes() -> Int {
     let physical = sysconf(Int32(_SC_PHYS_PAGES)) * sysconf(Int32(_SC_PAGESIZE))
-    let text = (try? String(contentsOfFile: "/sys/fs/cgroup/memory.max", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
-    guard let text, let limit = Int(text) else { return physical }
-    return min(limit, physical)
+    return min(Cgroups.memoryLimitBytes() ?? physical, physical)
 }
