@@ -121,21 +121,33 @@ def main():
     else:
         binary = args.binary or str(release_binary())
         server, client = start_server(binary, args.model)
-    passed = failed = 0
     try:
-        for name, check in checks(client, args.model):
-            try:
-                check()
-                print(f"PASS  {name}")
-                passed += 1
-            except Exception as error:
-                print(f"FAIL  {name}: {error!r}")
-                failed += 1
+        results = run_checks(checks(client, args.model))
     finally:
         if server is not None:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
-    print(f"{passed} passed, {failed} failed")
+    report(results)
+
+
+def run_checks(named_checks, prefix=""):
+    """Runs (name, function) checks, printing PASS or FAIL for each; returns the outcomes."""
+    outcomes = []
+    for name, check in named_checks:
+        try:
+            check()
+            print(f"PASS  {prefix}{name}")
+            outcomes.append(True)
+        except Exception as error:
+            print(f"FAIL  {prefix}{name}: {error!r}")
+            outcomes.append(False)
+    return outcomes
+
+
+def report(outcomes):
+    """Prints the tally and exits non-zero if any check failed."""
+    failed = outcomes.count(False)
+    print(f"{len(outcomes) - failed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
 

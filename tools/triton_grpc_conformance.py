@@ -32,7 +32,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 from release_binary import ROOT, release_binary
-from triton_conformance import CAT_CLASSES, free_port
+from triton_conformance import CAT_CLASSES, free_port, report, run_checks
 
 
 def start_server(binary, model):
@@ -159,23 +159,15 @@ def main():
     args = parser.parse_args()
 
     server, targets, http = start_server(args.binary or str(release_binary()), args.model)
-    passed = failed = 0
+    outcomes = []
     try:
         for transport, target in targets.items():
             client = grpcclient.InferenceServerClient(url=target)
-            for name, check in checks(client, target, http, args.model):
-                try:
-                    check()
-                    print(f"PASS  {transport}: {name}")
-                    passed += 1
-                except Exception as error:
-                    print(f"FAIL  {transport}: {name}: {error!r}")
-                    failed += 1
+            outcomes += run_checks(checks(client, target, http, args.model), prefix=f"{transport}: ")
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    report(outcomes)
 
 
 if __name__ == "__main__":

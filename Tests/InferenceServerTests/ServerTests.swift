@@ -222,17 +222,8 @@ let sampleCount = 3 * 224 * 224
 
     /// A gRPC address something else holds stops the start, and says which and why.
     @Test func aGRPCPortInUseIsNamed() throws {
-        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(holder) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, length) == 0 && listen(holder, 1) == 0 && getsockname(holder, $0, &length) == 0 }
-        }
-        try #require(bound)
-        let port = Int(UInt16(bigEndian: address.sin_port))
+        let holder = try LoopbackPort(listening: true)
+        let port = holder.port
         let directory = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let run = try visionpool(
@@ -240,6 +231,7 @@ let sampleCount = 3 * 224 * 224
             timeout: 60)
         #expect(run.status != 0)
         #expect(run.stderr.contains("cannot serve gRPC on 127.0.0.1:\(port)") && run.stderr.contains("in use"), "\(run.stderr)")
+        withExtendedLifetime(holder) {}
     }
 }
 

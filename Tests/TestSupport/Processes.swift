@@ -58,19 +58,37 @@ public func allowedCPUs(_ pid: Int32) -> [Int] {
     }
 }
 
+/// A TCP socket bound to an ephemeral port on 127.0.0.1, listening if asked, until it is
+/// released: a port some other program holds, for tests of what a server does then.
+public final class LoopbackPort {
+    public let port: Int
+    private let fd: Int32
+
+    public init(listening: Bool) throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && (!listening || listen(fd, 1) == 0) && getsockname(fd, $0, &length) == 0
+            }
+        }
+        guard bound else {
+            close(fd)
+            throw HarnessError("no free loopback port")
+        }
+        self.fd = fd
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    deinit { close(fd) }
+}
+
 /// A TCP port on 127.0.0.1 that nothing listens on now.
 public func freeLoopbackPort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-    }
-    guard bound else { throw HarnessError("no free loopback port") }
-    return Int(UInt16(bigEndian: address.sin_port))
+    try LoopbackPort(listening: false).port
 }
 
 /// The HTTP status curl gets for `url` (0: no answer within `timeout` seconds).
