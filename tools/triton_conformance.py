@@ -38,11 +38,17 @@ def start_server(binary, model):
                "--workers", "2", "--threads", "1"]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     client = http.InferenceServerClient(url=f"127.0.0.1:{port}")
+    wait_until_ready(server, client.is_server_ready)
+    return server, client
+
+
+def wait_until_ready(server, ready):
+    """Polls `ready` for up to 60 s; exits with the server's error output if it dies first."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            if client.is_server_ready():
-                return server, client
+            if ready():
+                return
         except Exception:
             pass
         if server.poll() is not None:

@@ -20,9 +20,7 @@ non-zero if any fails.
 import argparse
 import signal
 import subprocess
-import sys
 import tempfile
-import time
 
 import grpc
 import numpy as np
@@ -32,7 +30,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 from release_binary import ROOT, release_binary
-from triton_conformance import CAT_CLASSES, free_port, report, run_checks
+from triton_conformance import CAT_CLASSES, free_port, report, run_checks, wait_until_ready
 
 
 def start_server(binary, model):
@@ -43,18 +41,8 @@ def start_server(binary, model):
                "--grpc", f"127.0.0.1:{grpc_port}", "--grpc-socket", socket_path, "--model", model, "--workers", "2", "--threads", "1"]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     targets = {"tcp": f"127.0.0.1:{grpc_port}", "unix socket": f"unix:{socket_path}"}
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if all(grpcclient.InferenceServerClient(url=target).is_server_ready() for target in targets.values()):
-                return server, targets, httpclient.InferenceServerClient(url=f"127.0.0.1:{http_port}")
-        except Exception:
-            pass
-        if server.poll() is not None:
-            sys.exit(f"the server exited: {server.stderr.read().decode()[-2000:]}")
-        time.sleep(0.1)
-    server.kill()
-    sys.exit("the server did not become ready within 60 s")
+    wait_until_ready(server, lambda: all(grpcclient.InferenceServerClient(url=target).is_server_ready() for target in targets.values()))
+    return server, targets, httpclient.InferenceServerClient(url=f"127.0.0.1:{http_port}")
 
 
 def expect_status(call, status, text=None):

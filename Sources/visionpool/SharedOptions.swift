@@ -227,8 +227,9 @@ struct PoolSelection: ParsableArguments {
         guard maxBatch.map({ (1...PoolConfiguration.maxBatchLimit).contains($0) }) ?? true else {
             throw ValidationError("--max-batch must be between 1 and \(PoolConfiguration.maxBatchLimit)")
         }
-        guard frontCPUs >= 0, frontCPUs < CPUBudget.current().count else {
-            throw ValidationError("--front-cpus must leave at least one of the \(CPUBudget.current().count) usable CPUs to the workers")
+        let usable = CPUBudget.current().count
+        guard frontCPUs >= 0, frontCPUs < usable else {
+            throw ValidationError("--front-cpus must leave at least one of the \(usable) usable CPUs to the workers")
         }
         guard workerQueueDepth.map({ (1...PoolConfiguration.depthPerWorker).contains($0) }) ?? true else {
             throw ValidationError("--worker-queue-depth must be 1 or \(PoolConfiguration.depthPerWorker)")

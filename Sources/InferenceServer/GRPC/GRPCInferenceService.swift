@@ -100,7 +100,8 @@ struct GRPCInferenceService<Model: ServedModel>: Inference_GRPCInferenceService.
                         name: output.name, modelOutput: manifest.output.name, classification: output.parameters["classification"]?.integer, binary: true)
                 }
             guard outputs.count == 1 else { throw ServerError.badRequest("\"outputs\" may name the model's one output, \"\(manifest.output.name)\", once") }
-            let timeout = try timeoutParameter(request.parameters["timeout"])
+            let timeout = try timeoutParameter(
+                microseconds: request.parameters["timeout"].map { $0.integer ?? 0 }, limit: path.settings.requestTimeout)
             let (scores, poolStages) = try await withDeadline { abandonment in
                 try await path.scores(for: samples, within: timeout, held: held, on: eventLoop, logger: logger, onAbandon: abandonment)
             }
@@ -132,16 +133,10 @@ struct GRPCInferenceService<Model: ServedModel>: Inference_GRPCInferenceService.
         guard input.hasContents else { throw .badRequest("input \"\(input.name)\" has neither raw_input_contents nor contents") }
         switch input.datatype {
         case "FP32":
-            let values = input.contents.fp32Contents
-            var bytes = Data(capacity: values.count * 4)
-            for value in values { withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
+            let bytes = input.contents.fp32Contents.withUnsafeBytes { Data($0) }
             return try InferRequest.rawSamples(datatype: "FP32", shape: shape, bytes: bytes, sampleShape: sampleShape, maxSamples: maxSamples)
         case "BYTES":
-            var bytes = Data()
-            for element in input.contents.bytesContents {
-                withUnsafeBytes(of: UInt32(element.count).littleEndian) { bytes.append(contentsOf: $0) }
-                bytes.append(element)
-            }
+            let bytes = InferRequest.lengthPrefixedBytes(input.contents.bytesContents)
             return try InferRequest.rawSamples(datatype: "BYTES", shape: shape, bytes: bytes, sampleShape: sampleShape, maxSamples: maxSamples)
         case let other:
             throw .badRequest("datatype \(other) is not supported; send FP32 tensors or BYTES images")
@@ -165,14 +160,8 @@ struct GRPCInferenceService<Model: ServedModel>: Inference_GRPCInferenceService.
                     let top = min(k, classes)
                     tensor.datatype = "BYTES"
                     tensor.shape = [Int64(batch), Int64(top)]
-                    var bytes = Data()
-                    for row in 0..<batch {
-                        for string in model.classificationStrings(scores[(row * classes)..<((row + 1) * classes)], top: top) {
-                            withUnsafeBytes(of: UInt32(string.utf8.count).littleEndian) { bytes.append(contentsOf: $0) }
-                            bytes.append(contentsOf: string.utf8)
-                        }
-                    }
-                    response.rawOutputContents.append(bytes)
+                    let strings = (0..<batch).flatMap { row in model.classificationStrings(scores[(row * classes)..<((row + 1) * classes)], top: top) }
+                    response.rawOutputContents.append(InferRequest.lengthPrefixedBytes(strings.map(\.utf8)))
                 } else {
                     tensor.datatype = "FP32"
                     tensor.shape = [Int64(batch), Int64(classes)]
@@ -186,16 +175,6 @@ struct GRPCInferenceService<Model: ServedModel>: Inference_GRPCInferenceService.
     private func requireModel(_ name: String, version: String) throws(ServerError) {
         guard name == model.name else { throw ServerError(.notFound, "unknown model \"\(name)\"; this server serves \"\(model.name)\"") }
         guard version.isEmpty || version == "1" else { throw ServerError(.notFound, "model \(model.name) has no version \"\(version)\"; it has version 1") }
-    }
-
-    /// The protocol's `timeout` parameter (microseconds), capped by `--request-timeout`.
-    private func timeoutParameter(_ parameter: Inference_InferParameter?) throws(ServerError) -> Duration {
-        let limit = path.settings.requestTimeout
-        guard let parameter else { return limit }
-        guard let microseconds = parameter.integer, microseconds > 0 else {
-            throw .badRequest("the timeout parameter must be a positive number of microseconds")
-        }
-        return min(.microseconds(microseconds), limit)
     }
 
     /// Runs `body` with an abandonment hook fired when gRPC cancels the call: the client's

@@ -204,6 +204,17 @@ public struct InferRequest {
         return elements
     }
 
+    /// BYTES elements as the binary forms carry them: each a 4-byte little-endian length,
+    /// then its bytes (what `lengthPrefixed` reads back).
+    static func lengthPrefixedBytes<Element: Collection<UInt8>>(_ elements: [Element]) -> Data {
+        var data = Data(capacity: elements.reduce(0) { $0 + 4 + $1.count })
+        for element in elements {
+            withUnsafeBytes(of: UInt32(element.count).littleEndian) { data.append(contentsOf: $0) }
+            data.append(contentsOf: element)
+        }
+        return data
+    }
+
     /// BYTES elements in JSON: images as base64 strings.
     private static func base64Strings(_ data: Any?) throws(ServerError) -> [Data] {
         guard let strings = (data as? [Any])?.flatMap({ ($0 as? [Any]) ?? [$0] }) as? [String] else {

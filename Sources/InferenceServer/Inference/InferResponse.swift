@@ -33,10 +33,7 @@ struct InferResponse {
                             let top = min(k, classes)
                             let strings = (0..<batch).flatMap { row in classify(scores[(row * classes)..<((row + 1) * classes)], top) }
                             Self.header(&json, datatype: "BYTES", shape: [batch, top])
-                            bytes = Data(strings.flatMap { string -> [UInt8] in
-                                let utf8 = Array(string.utf8)
-                                return withUnsafeBytes(of: UInt32(utf8.count).littleEndian, Array.init) + utf8
-                            })
+                            bytes = InferRequest.lengthPrefixedBytes(strings.map(\.utf8))
                             if !output.binary {
                                 json.key("data")
                                 json.array { json in strings.forEach { json.string($0) } }

@@ -107,11 +107,15 @@ private func requestTimeout(_ request: Request, parameter microseconds: Int?, de
         guard let milliseconds = Int(header), milliseconds > 0 else { throw ServerError.badRequest("Timeout-Ms must be a positive number of milliseconds") }
         return min(.milliseconds(milliseconds), limit)
     }
-    if let microseconds {
-        guard microseconds > 0 else { throw ServerError.badRequest("the timeout parameter must be a positive number of microseconds") }
-        return min(.microseconds(microseconds), limit)
-    }
-    return limit
+    return try timeoutParameter(microseconds: microseconds, limit: limit)
+}
+
+/// The protocol's `timeout` parameter (microseconds, as Triton reads it), capped by `limit`
+/// (`--request-timeout`), over HTTP and gRPC alike; `limit` when the request has none.
+func timeoutParameter(microseconds: Int?, limit: Duration) throws(ServerError) -> Duration {
+    guard let microseconds else { return limit }
+    guard microseconds > 0 else { throw ServerError.badRequest("the timeout parameter must be a positive number of microseconds") }
+    return min(.microseconds(microseconds), limit)
 }
 
 /// Answers with `body`'s result, or 504 once `timeout` passes, or the abandonment's error
