@@ -38,8 +38,9 @@ done
 [[ -e Models/efficientnet-lite0.onnx ]] || fail "run tools/setup.sh first: Models/efficientnet-lite0.onnx is missing"
 
 step "release build"
-swift build -c release 2>&1 | tail -1
-bin=$(swift build -c release --show-bin-path)
+source tools/build_flags.sh
+swift build "${build_flags[@]}" 2>&1 | tail -1
+bin=$(swift build "${build_flags[@]}" --show-bin-path)
 
 stage=$output/stage
 rm -rf "$stage" && mkdir -p "$stage/opt/visionpool/bin" "$stage/opt/visionpool/lib" "$stage/opt/visionpool/Models"

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: prepares what the tests need (packages, Python env, models,
-# fixtures; see tools/setup.sh), then builds and runs every test target.
+# fixtures; see tools/setup.sh), then builds and runs every test target in release, on the
+# build set-up made (tools/build_flags.sh), so that after set-up only the tests compile.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
+source tools/build_flags.sh
 tools/setup.sh --prepare
-printf '\n==> tests: swift test\n'
-swift test "$@"
+printf '\n==> tests: swift test %s\n' "${build_flags[*]}"
+started=$SECONDS
+status=0
+swift test "${build_flags[@]}" "$@" || status=$?
+printf '\n==> tests took %d s (exit status %d)\n' $((SECONDS - started)) "$status"
+exit "$status"

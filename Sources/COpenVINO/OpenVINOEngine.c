@@ -7,11 +7,15 @@
 #endif
 #include <openvino/c/openvino.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 /// Distinct batch sizes one engine keeps compiled.
 #define VP_OV_MAX_BATCH_SIZES 16
@@ -34,11 +38,38 @@ struct vp_ov_engine {
     int32_t input_rank, output_rank;
     size_t sample_input_count, sample_output_count;
     char threads[16];
+    char cache_lock[4096];  // empty without a cache
     char precision_hint[16];
     char actual_precision[16];
     vp_ov_compiled_batch batches[VP_OV_MAX_BATCH_SIZES];
     int32_t batch_count;
 };
+
+/// Appends OpenVINO's message to `out` on one line. OpenVINO nests its messages as lines of
+/// "Exception from src/…/core.cpp:117:" around what failed: those lines name its own source,
+/// not the problem, and are left out; the rest has its line breaks and runs of spaces folded.
+static void append_detail(char *out, size_t capacity, const char *detail) {
+    size_t length = strlen(out);
+    int pending_space = 0;
+    for (const char *line = detail; *line != '\0' && length + 1 < capacity;) {
+        const char *end = strchr(line, '\n');
+        if (end == NULL) end = line + strlen(line);
+        if (strncmp(line, "Exception from ", 15) != 0) {
+            for (const char *c = line; c < end && length + 1 < capacity; c++) {
+                if (*c == ' ' || *c == '\t' || *c == '\r') {
+                    pending_space = length > 0;
+                    continue;
+                }
+                if (pending_space && length + 2 < capacity) out[length++] = ' ';
+                pending_space = 0;
+                out[length++] = *c;
+            }
+            pending_space = length > 0;
+        }
+        line = *end == '\n' ? end + 1 : end;
+    }
+    out[length] = '\0';
+}
 
 static int32_t fail(ov_status_e status, char *message, size_t capacity, const char *format, ...) {
     if (message == NULL || capacity == 0) return status == OK ? -1 : (int32_t)status;
@@ -46,10 +77,10 @@ static int32_t fail(ov_status_e status, char *message, size_t capacity, const ch
     va_start(args, format);
     int written = vsnprintf(message, capacity, format, args);
     va_end(args);
-    if (status != OK && written >= 0 && (size_t)written < capacity) {
+    if (status != OK && written >= 0 && (size_t)written + 2 < capacity) {
         const char *detail = ov_get_last_err_msg();
-        snprintf(message + written, capacity - (size_t)written, ": %s",
-                 detail != NULL && detail[0] != '\0' ? detail : ov_get_error_info(status));
+        snprintf(message + written, capacity - (size_t)written, ": ");
+        append_detail(message, capacity, detail != NULL && detail[0] != '\0' ? detail : ov_get_error_info(status));
     }
     return status == OK ? -1 : (int32_t)status;
 }
@@ -138,6 +169,20 @@ static int32_t reshape(vp_ov_engine *engine, int32_t batch, char *message, size_
     return 0;
 }
 
+/// Takes the cache folder's compile lock (`flock` on CACHE_LOCK_NAME there); -1 without a cache.
+/// OpenVINO writes a cache blob in place: a worker importing the blob while another process
+/// writes it died of SIGBUS (6 of 8 cold starts of two workers here), so compiles through one
+/// cache folder take turns. The first compiles and writes the blob, the others then import it.
+static int lock_cache(const vp_ov_engine *engine) {
+    if (engine->cache_lock[0] == '\0') return -1;
+    int descriptor = open(engine->cache_lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (descriptor < 0) return -1;  // an unwritable cache folder fails the compile itself, with OpenVINO's reason
+    while (flock(descriptor, LOCK_EX) != 0 && errno == EINTR) {}
+    return descriptor;
+}
+
+#define CACHE_LOCK_NAME "visionpool-compile.lock"
+
 /// Compiles the model as it is shaped now for the CPU with the engine's settings; `profiling`
 /// adds per-layer performance counters (ENABLE_PROFILING), which cost time on every inference.
 static ov_status_e compile(vp_ov_engine *engine, int profiling, ov_compiled_model_t **compiled) {
@@ -148,7 +193,10 @@ static ov_status_e compile(vp_ov_engine *engine, int profiling, ov_compiled_mode
     if (engine->threads[0] != '\0') properties[property_count++] = (ov_property_t){ov_property_key_inference_num_threads, engine->threads};
     if (engine->precision_hint[0] != '\0') properties[property_count++] = (ov_property_t){ov_property_key_hint_inference_precision, engine->precision_hint};
     if (profiling) properties[property_count++] = (ov_property_t){ov_property_key_enable_profiling, "YES"};
-    return ov_core_compile_model_props(engine->core, engine->model, "CPU", property_count, properties, compiled);
+    int lock = lock_cache(engine);
+    ov_status_e status = ov_core_compile_model_props(engine->core, engine->model, "CPU", property_count, properties, compiled);
+    if (lock >= 0) close(lock);
+    return status;
 }
 
 /// Reshapes the model to `batch`, compiles it, and creates its infer request.
@@ -194,6 +242,7 @@ int32_t vp_ov_engine_create(const vp_ov_options *options, vp_ov_engine **result,
         goto failed;
     }
     if (options->cache_dir != NULL) {
+        snprintf(engine->cache_lock, sizeof(engine->cache_lock), "%s/" CACHE_LOCK_NAME, options->cache_dir);
         const ov_property_t cache = {ov_property_key_cache_dir, options->cache_dir};
         status = ov_core_set_properties(engine->core, NULL, 1, &cache);
         if (status != OK) {
@@ -328,6 +377,23 @@ void vp_ov_engine_destroy(vp_ov_engine *engine) {
     free(engine);
 }
 
+int32_t vp_ov_default_precision(char *precision, size_t precision_capacity, char *message, size_t capacity) {
+    ov_core_t *core = NULL;
+    ov_status_e status = ov_core_create(&core);
+    if (status != OK) return fail(status, message, capacity, "cannot start OpenVINO");
+    char *value = NULL;
+    status = ov_core_get_property(core, "CPU", ov_property_key_hint_inference_precision, &value);
+    int32_t result = 0;
+    if (status == OK && value != NULL) {
+        snprintf(precision, precision_capacity, "%s", value);
+    } else {
+        result = fail(status, message, capacity, "cannot read the CPU plugin's default precision");
+    }
+    if (value != NULL) ov_free(value);
+    ov_core_free(core);
+    return result;
+}
+
 const char *vp_ov_version(void) {
     static char text[128];
     if (text[0] == '\0') {
@@ -341,8 +407,8 @@ const char *vp_ov_version(void) {
 }
 
 /// Which precision a kernel's exec type names: its last "_" part (e.g. brgconv_avx512_I8, brgemm_avx512_bf16).
-static void count_kernel(const char *exec_type, vp_ov_kernel_census *census) {
-    const char *suffix = exec_type == NULL ? NULL : strrchr(exec_type, '_');
+static void count_precision(const char *exec_type, vp_ov_kernel_census *census) {
+    const char *suffix = strrchr(exec_type, '_');
     if (suffix == NULL) {
         census->other++;
     } else if (strcasecmp(suffix, "_i8") == 0 || strcasecmp(suffix, "_u8") == 0) {
@@ -355,6 +421,24 @@ static void count_kernel(const char *exec_type, vp_ov_kernel_census *census) {
         census->f32++;
     } else {
         census->other++;
+    }
+}
+
+/// Which instruction-set family a kernel's exec type names (e.g. brgconv_avx512_amx_1x1_I8 is AMX,
+/// jit_avx2_1x1_I8 AVX2, gemm_mlas_f32 OpenVINO's own MLAS).
+static void count_instruction_set(const char *exec_type, vp_ov_kernel_census *census) {
+    if (strstr(exec_type, "amx") != NULL) {
+        census->amx++;
+    } else if (strstr(exec_type, "avx512") != NULL) {
+        census->avx512++;
+    } else if (strstr(exec_type, "avx2") != NULL) {
+        census->avx2++;
+    } else if (strstr(exec_type, "sse41") != NULL) {
+        census->sse41++;
+    } else if (strstr(exec_type, "mlas") != NULL) {
+        census->mlas++;
+    } else {
+        census->unnamed_isa++;
     }
 }
 
@@ -388,7 +472,9 @@ int32_t vp_ov_engine_kernel_census(vp_ov_engine *engine, vp_ov_kernel_census *ce
             const char *type = layer->node_type == NULL ? "" : layer->node_type;
             if (layer->status != EXECUTED) continue;
             if (strstr(type, "Convolution") == NULL && strstr(type, "FullyConnected") == NULL && strstr(type, "MatMul") == NULL) continue;
-            count_kernel(layer->exec_type, census);
+            const char *exec_type = layer->exec_type == NULL ? "" : layer->exec_type;
+            count_precision(exec_type, census);
+            count_instruction_set(exec_type, census);
         }
         ov_profiling_info_list_free(&layers);
     } else {

@@ -43,6 +43,8 @@ public enum ClassificationError: Error, CustomStringConvertible {
 public final class InProcessClassifier {
     public let entry: CatalogEntry
     public let engine: any InferenceEngine
+    /// What the engine runs as, and the precision fallback that got it running, if any.
+    public let engineDescription: EngineDescription
     public let spec: PreprocessSpec
     private let labels: [String]
     private let input: UnsafeMutableBufferPointer<Float>
@@ -53,7 +55,9 @@ public final class InProcessClassifier {
         self.entry = entry
         labels = try entry.labels()
         spec = PreprocessSpec(manifest.preprocessing, maxPixels: maxPixels)
-        engine = try makeEngine(model: EngineModel(entry: entry), options: engineOptions)
+        let loaded = try loadEngine(model: EngineModel(entry: entry), options: engineOptions)
+        engine = loaded.engine
+        engineDescription = loaded.description
         input = .allocate(capacity: spec.tensorElementCount)
         input.initialize(repeating: 0)
         output = .allocate(capacity: manifest.output.classes)

@@ -124,13 +124,50 @@ public struct EngineDescription: Sendable, Codable, Equatable {
     public var precision: String
     public var threads: Int
     public var version: String
+    public var device: Device
+    /// Set when the precision the engine chose by itself could not run the model, so it runs
+    /// at the next one down.
+    public var fallback: PrecisionFallback?
+    /// The kernels the model's layers ran, where counted: always for int8 models (their proof
+    /// of quantization), for others when asked for (`loadEngine(census:)`).
+    public var kernels: KernelCensus?
 
-    public init(kind: EngineKind, precision: String, threads: Int, version: String) {
+    public init(
+        kind: EngineKind, precision: String, threads: Int, version: String, device: Device = .cpu, fallback: PrecisionFallback? = nil,
+        kernels: KernelCensus? = nil
+    ) {
         self.kind = kind
         self.precision = precision
         self.threads = threads
         self.version = version
+        self.device = device
+        self.fallback = fallback
+        self.kernels = kernels
     }
+
+    /// "int8+f32", "bf16", or "f32 on cuda:0".
+    public var precisionOnDevice: String { device.isGPU ? "\(precision) on \(device)" : precision }
+}
+
+/// The engine's automatic precision could not compile or run a model on this CPU, so the
+/// engine was built again at the next precision down: e.g. OpenVINO 2026.4 picks bf16 on CPUs
+/// with AMX and cannot compile a keep-depthwise int8 EfficientNet there, which runs at f32.
+public struct PrecisionFallback: Sendable, Codable, Equatable, CustomStringConvertible {
+    /// The precision the engine chose by itself and that failed, e.g. "bf16".
+    public var from: String
+    /// The precision it runs at instead, e.g. "f32".
+    public var to: String
+    /// The engine's own words for the failure.
+    public var reason: String
+
+    public init(from: String, to: String, reason: String) {
+        self.from = from
+        self.to = to
+        self.reason = reason
+    }
+
+    /// e.g. "bf16 (the engine's choice on this CPU) could not run it: No suitable implementations; running f32".
+    public var description: String { "\(from) (the engine's choice on this CPU) could not run it: \(reason); running \(to)" }
 }
 
 /// Runs one compiled model on tensors in memory the caller owns. An engine is used by one
@@ -145,4 +182,11 @@ public protocol InferenceEngine: AnyObject {
     /// Where the engine's own tensors for `batch` read and wrote in the last run: the
     /// caller's buffers when it runs in place, nil where it copies or cannot say.
     func boundBuffers(batch: Int) -> (input: UnsafeRawPointer?, output: UnsafeRawPointer?)
+
+    /// Which kernels the model's layers run; nil where the engine cannot say.
+    func kernelCensus() throws(EngineError) -> KernelCensus?
+}
+
+extension InferenceEngine {
+    public func kernelCensus() throws(EngineError) -> KernelCensus? { nil }
 }

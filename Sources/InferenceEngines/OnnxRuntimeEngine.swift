@@ -13,7 +13,7 @@ public final class OnnxRuntimeEngine: InferenceEngine {
     private let engine: OpaquePointer
     private let device: Device
     /// The kernels an int8 model's run at load chose; nil for an f32 model, which is not profiled.
-    public let kernels: KernelCensus?
+    private let kernels: KernelCensus?
     /// The CUDA provider's options as ONNX Runtime took them ("key=value;…"); empty on the CPU.
     public let providerOptions: String
 
@@ -70,10 +70,14 @@ public final class OnnxRuntimeEngine: InferenceEngine {
         }
         kernels = census
         let precision = census?.quantizedPrecision(rest: "f32") ?? "f32"
-        engineDescription = EngineDescription(kind: .onnxruntime, precision: precision, threads: threads, version: Self.version)
+        engineDescription = EngineDescription(
+            kind: .onnxruntime, precision: precision, threads: threads, version: Self.version, device: options.device, kernels: census)
     }
 
     deinit { vp_ort_engine_destroy(engine) }
+
+    /// The int8 model's census from its profiled run at load; nil for an f32 model.
+    public func kernelCensus() throws(EngineError) -> KernelCensus? { kernels }
 
     public func infer(batch: Int, input: UnsafeMutableBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>) throws(EngineError) {
         try model.checkBuffers(batch: batch, input: input.count, output: output.count)

@@ -7,6 +7,8 @@ public final class OpenVINOEngine: InferenceEngine {
     public let model: EngineModel
     public let engineDescription: EngineDescription
     private let engine: OpaquePointer
+    /// Counted at load for an int8 model, else on the first `kernelCensus()`.
+    private var census: KernelCensus?
 
     public init(model: EngineModel, options: EngineOptions) throws(EngineError) {
         if let cache = options.cacheDirectory {
@@ -43,6 +45,7 @@ public final class OpenVINOEngine: InferenceEngine {
                 let census = try Self.census(of: engine)
                 try census.requireInt8(engine: "OpenVINO", model: model)
                 precision = census.quantizedPrecision(rest: precision)
+                self.census = census
             } catch {
                 vp_ov_engine_destroy(engine)
                 throw error
@@ -52,19 +55,35 @@ public final class OpenVINOEngine: InferenceEngine {
         self.model = model
         engineDescription = EngineDescription(
             kind: .openvino, precision: precision,
-            threads: options.threads > 0 ? options.threads : CPUBudget.current().count, version: OpenVINOEngine.version)
+            threads: options.threads > 0 ? options.threads : CPUBudget.current().count, version: OpenVINOEngine.version, kernels: census)
     }
 
-    /// Compiles the model once more with profiling and counts its kernels (`vp_ov_engine_kernel_census`).
-    public func kernelCensus() throws(EngineError) -> KernelCensus { try Self.census(of: engine) }
+    /// The kernels of the model compiled once more with profiling (`vp_ov_engine_kernel_census`), counted once.
+    public func kernelCensus() throws(EngineError) -> KernelCensus? {
+        if let census { return census }
+        census = try Self.census(of: engine)
+        return census
+    }
 
     private static func census(of engine: OpaquePointer) throws(EngineError) -> KernelCensus {
         var native = vp_ov_kernel_census()
         let failure = callReportingMessage { vp_ov_engine_kernel_census(engine, &native, $0, $1) }
         if let failure { throw EngineError(.loadFailed, failure) }
         return KernelCensus(
-            int8: Int(native.int8), bf16: Int(native.bf16), f16: Int(native.f16), f32: Int(native.f32), other: Int(native.other))
+            int8: Int(native.int8), bf16: Int(native.bf16), f16: Int(native.f16), f32: Int(native.f32), other: Int(native.other),
+            instructionSets: [
+                "amx": Int(native.amx), "avx512": Int(native.avx512), "avx2": Int(native.avx2), "sse41": Int(native.sse41),
+                "mlas": Int(native.mlas), "unnamed": Int(native.unnamed_isa),
+            ])
     }
+
+    /// The precision OpenVINO picks on this CPU when left to choose (`vp_ov_default_precision`):
+    /// "bf16" where the CPU has AVX512_BF16 or AMX, else "f32"; nil if OpenVINO cannot say.
+    public static let defaultPrecision: String? = {
+        var precision = [CChar](repeating: 0, count: 16)
+        let failure = callReportingMessage { vp_ov_default_precision(&precision, precision.count, $0, $1) }
+        return failure == nil ? String(decoding: precision.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
+    }()
 
     deinit { vp_ov_engine_destroy(engine) }
 

@@ -63,6 +63,7 @@ public struct ModelCatalog: Sendable {
         guard ModelCatalog.isValidName(name) else { throw .unknownModel(name: name, available: (try? entries().map(\.manifest.name)) ?? []) }
         let manifestURL = directory.appendingPathComponent("\(name).json")
         guard FileManager.default.fileExists(atPath: manifestURL.path) else {
+            if let reason = unavailableModels()[name] { throw .unavailable(name: name, reason: reason) }
             throw .unknownModel(name: name, available: (try? entries().map(\.manifest.name)) ?? [])
         }
         let entry = try CatalogEntry(manifestURL: manifestURL)
@@ -71,6 +72,23 @@ public struct ModelCatalog: Sendable {
         }
         return entry
     }
+
+    /// Models set-up could not produce on this machine, by name, with why: `tools/setup.sh` writes
+    /// a `NAME.unavailable` file (its reason, one line) in place of the model and its manifest
+    /// when an optional model fails, and removes it once the model is made.
+    public func unavailableModels() -> [String: String] {
+        let files = (try? FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil)) ?? []
+        return Dictionary(uniqueKeysWithValues: files.filter { $0.pathExtension == Self.unavailableExtension }.compactMap { file in
+            let name = file.deletingPathExtension().lastPathComponent
+            guard ModelCatalog.isValidName(name), !FileManager.default.fileExists(atPath: directory.appendingPathComponent("\(name).json").path),
+                  let text = try? String(contentsOf: file, encoding: .utf8) else { return nil }
+            let reason = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            return (name, reason.isEmpty ? "set-up could not produce it" : reason)
+        })
+    }
+
+    /// The file extension of set-up's record of a model it could not produce.
+    public static let unavailableExtension = "unavailable"
 
     /// Adds a model: copies its file (and labels) into the catalog and writes its manifest.
     /// Nothing is left behind if any step fails.

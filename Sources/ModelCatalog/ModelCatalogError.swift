@@ -2,6 +2,8 @@
 public enum ModelCatalogError: Error, Equatable, CustomStringConvertible {
     case catalogUnreadable(directory: String, reason: String)
     case unknownModel(name: String, available: [String])
+    /// Set-up could not produce this model on this machine, and recorded why.
+    case unavailable(name: String, reason: String)
     case invalidManifest(path: String, problems: [String])
     case modelFileMissing(name: String, path: String)
     case labelsUnreadable(path: String, reason: String)
@@ -18,6 +20,8 @@ public enum ModelCatalogError: Error, Equatable, CustomStringConvertible {
             "cannot read the model catalog at \(directory): \(reason) (set VISIONPOOL_MODELS or pass --models-dir)"
         case .unknownModel(let name, let available):
             "no model named \"\(name)\"; available: \(available.isEmpty ? "none" : available.joined(separator: ", ")) (see `visionpool models`)"
+        case .unavailable(let name, let reason):
+            "model \(name) is not available on this machine: \(reason) (see `visionpool models`)"
         case .invalidManifest(let path, let problems):
             "invalid model manifest \(path): \(problems.joined(separator: "; "))"
         case .modelFileMissing(let name, let path):

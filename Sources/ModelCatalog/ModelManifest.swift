@@ -101,6 +101,10 @@ public struct ModelManifest: Codable, Sendable, Equatable {
             public var cpuFlags: String
             /// Executed convolution and fully connected layers by kernel precision, e.g. ["int8": 53, "bf16": 1].
             public var kernels: [String: Int]
+            /// The precision the int8 model's float layers ran at: OpenVINO's choice, or f32 after a fallback.
+            public var precision: String?
+            /// Why OpenVINO's own choice could not run the model on the quantizing machine, if it could not.
+            public var precisionFallback: String?
         }
 
         public var sourceModel: String

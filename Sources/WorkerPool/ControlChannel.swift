@@ -4,11 +4,13 @@ import CPoolWire
 import Glibc
 import SharedMemory
 import SystemPackage
+import EngineInterface
+import Foundation
 
 /// A control message, validated: a message that fails any check is never acted on.
 public struct ControlMessage: Equatable, Sendable {
     public enum Kind: UInt16, Sendable {
-        case ready = 1, run = 2, done = 3, error = 4, stop = 5
+        case ready = 1, run = 2, done = 3, error = 4, stop = 5, startFailed = 6
     }
 
     public var kind: Kind
@@ -28,6 +30,31 @@ public struct ControlMessage: Equatable, Sendable {
         self.slot = slot
         self.batch = batch
         self.sequence = sequence
+    }
+
+    /// A worker's `ready`: its engine's description as JSON in the text (a long fallback reason
+    /// is shortened to fit), and its largest warm-up batch's time, which the watchdog scales.
+    public static func ready(_ engine: EngineDescription, warmUp: Duration) -> ControlMessage {
+        var message = ControlMessage(kind: .ready)
+        message.pid = Int(getpid())
+        message.inferenceNanoseconds = UInt64(warmUp.seconds * 1e9)
+        var described = engine
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        while true {
+            let text = String(decoding: try! encoder.encode(described), as: UTF8.self)
+            let excess = text.utf8.count - (Int(VP_CONTROL_TEXT_CAPACITY) - 1)
+            guard excess > 0, let reason = described.fallback?.reason, reason.count > 1 else {
+                message.text = text
+                return message
+            }
+            described.fallback!.reason = String(reason.prefix(max(0, reason.count - excess - 1))) + "…"
+        }
+    }
+
+    /// The engine description a `ready` message carries; nil if the text is not one.
+    public var engineDescription: EngineDescription? {
+        try? JSONDecoder().decode(EngineDescription.self, from: Data(text.utf8))
     }
 
     var native: vp_control_message {

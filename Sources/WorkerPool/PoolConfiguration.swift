@@ -29,6 +29,8 @@ public struct PoolConfiguration: Sendable {
     /// CPU workers lock the arena's pages in RAM (`mlock`), as GPU workers always pin them for
     /// DMA (`cudaHostRegister`): no slot is ever swapped out or faulted in under a batch.
     public var lockSlots = false
+    /// Workers count the kernels their engine runs and report them (`PoolStatus.Worker.engine`).
+    public var countKernels = false
     /// Batches a worker holds at once (nil: `depthPerWorker`). 1 binds a batch to a worker only
     /// when it is free, so none waits behind a busy worker while another idles; 2 queues one
     /// behind the running one, so a worker never waits on the front's wake-up chain. At 70 %
@@ -96,6 +98,7 @@ public struct PoolConfiguration: Sendable {
     /// The least derived worker timeout: a batch that warmed up in milliseconds may still be
     /// slowed by a neighbour compiling its engine.
     public static let minimumWorkerTimeout = Duration.seconds(5)
+
 
     /// The worker timeout for a worker whose largest warm-up batch took `warmUp`.
     func workerTimeout(warmUp: Duration) -> Duration {

@@ -14,8 +14,10 @@ extension WorkerPool {
             /// A pidfd: readable the moment the process exits.
             let exitWatch: FileDescriptor
             var ready = false
-            /// What the worker's engine runs at, from its ready message (e.g. "bf16", "int8+bf16").
-            var precision: String?
+            /// What the worker's engine runs as, from its ready message.
+            var engine: EngineDescription?
+            /// Why the worker could not build its engine, from its `startFailed` message.
+            var startFailure: String?
             var stopping = false
             /// Slots sent to this worker, in the order it answers them.
             var inFlight: [Int] = []
@@ -68,6 +70,8 @@ extension WorkerPool {
         var noReadyWorkerSince: ContinuousClock.Instant? = .now
         let crashLimit: Int
         let livenessTimeout: Duration
+        /// The last precision fallback logged: each new one is logged once, not once per worker.
+        var reportedFallback: PrecisionFallback?
         /// What the supervisor logs once it has let go of the lock.
         var pendingLogs: [(level: Logger.Level, text: String)] = []
         var restarts = 0

@@ -15,6 +15,9 @@ public struct WorkerConfiguration: Codable, Sendable, Equatable {
     public var parentPID: Int32
     /// Lock the arena's pages in RAM on the CPU (a GPU worker pins them for DMA regardless).
     public var lockSlots = false
+    /// Count the kernels the engine runs and report them when ready (int8 models always do):
+    /// one more compile, with profiling, for `visionpool models --check`.
+    public var countKernels = false
 
     public var arenaLayout: SharedArena.Layout {
         SharedArena.Layout(slotCount: slotCount, maxBatch: maxBatch, inputFloatsPerSample: model.sampleInputCount, outputFloatsPerSample: model.outputCount)

@@ -63,8 +63,8 @@ public struct PoolStatus: Sendable {
         public var seat: Int
         public var cpus: [Int]
         public var ready: Bool
-        /// The precision the worker's engine reported when it became ready.
-        public var precision: String?
+        /// What the worker's engine reported running as when it became ready.
+        public var engine: EngineDescription?
         public var batchesServed: Int
         /// Running a batch now.
         public var busy: Bool
@@ -85,8 +85,13 @@ public struct PoolStatus: Sendable {
 
     /// The precisions the ready workers run at, e.g. "int8+bf16"; "?" before any is ready.
     public var precision: String {
-        let reported = Set(workers.compactMap { $0.ready ? $0.precision : nil })
+        let reported = Set(workers.compactMap { $0.ready ? $0.engine?.precisionOnDevice : nil })
         return reported.isEmpty ? "?" : reported.sorted().joined(separator: "/")
+    }
+
+    /// Why the ready workers run below their engine's own choice of precision, if they do.
+    public var precisionFallback: PrecisionFallback? {
+        workers.lazy.compactMap { $0.ready ? $0.engine?.fallback : nil }.first
     }
 }
 
@@ -221,7 +226,7 @@ public final class WorkerPool: @unchecked Sendable {
             PoolStatus(
                 health: state.health,
                 workers: state.workers.values.sorted { $0.seat < $1.seat }.map {
-                    PoolStatus.Worker(pid: $0.pid, seat: $0.seat, cpus: cpuSets[$0.seat], ready: $0.ready, precision: $0.precision, batchesServed: $0.served,
+                    PoolStatus.Worker(pid: $0.pid, seat: $0.seat, cpus: cpuSets[$0.seat], ready: $0.ready, engine: $0.engine, batchesServed: $0.served,
                         busy: $0.busySince != nil)
                 },
                 canServe: state.canServe, restarts: state.restarts, queuedBatches: state.dispatchQueue.count)
@@ -371,8 +376,16 @@ public final class WorkerPool: @unchecked Sendable {
         guard let message else { return false }  // EOF: the pidfd reports the exit.
         switch message.kind {
         case .ready:
+            guard let engine = message.engineDescription else {
+                condemn(pid, because: "its ready message did not describe its engine", in: &state)
+                return false
+            }
             state.workers[pid]?.ready = true
-            state.workers[pid]?.precision = message.text
+            state.workers[pid]?.engine = engine
+            if let fallback = engine.fallback, state.reportedFallback != fallback {
+                state.reportedFallback = fallback
+                state.log(.warning, "worker \(pid) runs \(configuration.model.file.lastPathComponent) at \(engine.precision): \(fallback)")
+            }
             state.workers[pid]?.timeout = configuration.workerTimeout(warmUp: .nanoseconds(Int64(clamping: message.inferenceNanoseconds)))
             state.consecutiveCrashes[worker.seat] = nil
             state.noteReadiness()
@@ -400,6 +413,11 @@ public final class WorkerPool: @unchecked Sendable {
                     queueSeconds: seconds(batch.queuedAt, batch.dispatchedAt), toWorkerSeconds: seconds(batch.dispatchedAt, message.receivedAt),
                     fromWorkerSeconds: seconds(message.repliedAt, now), completedAt: now)))
             }
+        case .startFailed:
+            // Before the pool was ever ready, a worker that cannot build its engine means the
+            // model, the options or the machine are wrong: every retry would fail the same way.
+            state.workers[pid]?.startFailure = message.text
+            if !state.started { state.failStart(message.text) }
         case .run, .stop:
             condemn(pid, because: "it sent a \(message.kind) message, which only the front sends", in: &state)
             return false
@@ -445,12 +463,13 @@ public final class WorkerPool: @unchecked Sendable {
                 state.finish(slot: slot, with: .failure(PoolError.inferenceFailed("the batch crashed two workers")))
             }
         }
-        guard state.needsWorkers else { return }
+        // A failed start says why in its error; its workers' exits need no log lines of their own.
+        guard state.needsWorkers, state.startFailure == nil else { return }
         if worker.stopping {
             state.respawnAt[worker.seat] = .now
             return
         }
-        let reason = worker.timedOut ? "killed after its worker timeout" : describe(status)
+        let reason = worker.timedOut ? "killed after its worker timeout" : worker.startFailure.map { "could not start: \($0)" } ?? describe(status)
         state.log(.error, "worker \(pid) on CPUs \(cpuSets[worker.seat]) exited unexpectedly (\(reason))")
         seatFailed(worker.seat, because: "worker \(pid) \(reason)", in: &state)
     }
@@ -564,6 +583,7 @@ public final class WorkerPool: @unchecked Sendable {
             model: configuration.model, engine: configuration.engine(seat: seat), slotCount: arena.layout.slotCount, maxBatch: arena.layout.maxBatch,
             cpus: cpuSets[seat], parentPID: getpid())
         worker.lockSlots = configuration.lockSlots
+        worker.countKernels = configuration.countKernels
         let arguments = [configuration.workerExecutable.path, "--configuration", worker.encoded()]
         var pid: pid_t = 0
         let result = withCStrings(arguments) { argv in

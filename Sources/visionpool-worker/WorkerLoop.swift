@@ -33,10 +33,10 @@ enum WorkerLoop {
             fail("\(error)")
         }
         let control = ControlChannel(descriptor: FileDescriptor(rawValue: Int32(CLinuxShims_WORKER_CONTROL_FD)), layout: arena.layout)
-        let engine: any InferenceEngine
-        let warmUpTime: Duration
+        let loaded: LoadedEngine
         do {
-            engine = try makeEngine(model: configuration.model, options: configuration.engine)
+            loaded = try loadEngine(
+                model: configuration.model, options: configuration.engine, warmUpBatches: configuration.maxBatch, census: configuration.countKernels)
             // A GPU reads the input from the slots and writes the scores back by DMA: pinned
             // once, for every slot, before the first batch. On the CPU, locked if asked.
             if configuration.engine.device.isGPU {
@@ -45,19 +45,15 @@ enum WorkerLoop {
                 do {
                     try arena.pin(with: MemoryLock())
                 } catch {
-                    fail("cannot lock the \(arena.layout.totalSize)-byte arena in RAM (mlock: \(error)): raise the memlock limit (ulimit -l) or leave out --lock-slots")
+                    failToStart("cannot lock the \(arena.layout.totalSize)-byte arena in RAM (mlock: \(error)): raise the memlock limit (ulimit -l) or leave out --lock-slots", control)
                 }
             }
-            warmUpTime = try warmUp(engine, maxBatch: configuration.maxBatch)
         } catch {
-            fail("\(error)")
+            failToStart("\(error)", control)
         }
-        var ready = ControlMessage(kind: .ready)
-        ready.pid = Int(getpid())
+        let engine = loaded.engine
         let device = configuration.engine.device
-        ready.text = engine.engineDescription.precision + (device.isGPU ? " on \(device)" : "")
-        ready.inferenceNanoseconds = UInt64(warmUpTime.seconds * 1e9)
-        send(ready, on: control)
+        send(.ready(loaded.description, warmUp: loaded.largestBatchTime), on: control)
 
         var batchesRun = 0
         while true {
@@ -130,33 +126,22 @@ enum WorkerLoop {
         return (reply, false)
     }
 
-    /// Compiles every batch size up to the largest and runs each once, so no request waits
-    /// for a compilation (static shapes ran ~5 % faster than one dynamic-batch model here).
-    /// Private memory: a replacement warms up while the arena is in use by others. Returns how
-    /// long the largest batch took, which the front's watchdog scales into a timeout.
-    static func warmUp(_ engine: any InferenceEngine, maxBatch: Int) throws(EngineError) -> Duration {
-        var largest = Duration.zero
-        for batch in 1...maxBatch {
-            let input = UnsafeMutableBufferPointer<Float>.allocate(capacity: batch * engine.model.sampleInputCount)
-            let output = UnsafeMutableBufferPointer<Float>.allocate(capacity: batch * engine.model.outputCount)
-            defer {
-                input.deallocate()
-                output.deallocate()
-            }
-            input.initialize(repeating: 0)
-            let start = ContinuousClock.now
-            try engine.infer(batch: batch, input: input, output: output)
-            largest = ContinuousClock.now - start
-        }
-        return largest
-    }
-
     private static func send(_ message: ControlMessage, on control: ControlChannel) {
         do {
             try control.send(message)
         } catch {
             _exit(0)  // The front is gone.
         }
+    }
+
+    /// A worker that cannot start says why on its control socket, where the front reads it and
+    /// stops the start with that reason (its stderr would say it once per retry), and exits.
+    private static func failToStart(_ reason: String, _ control: ControlChannel) -> Never {
+        var message = ControlMessage(kind: .startFailed)
+        message.pid = Int(getpid())
+        message.text = reason
+        send(message, on: control)
+        exit(3)
     }
 
     private static func fail(_ reason: String) -> Never {

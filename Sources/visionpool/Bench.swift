@@ -224,7 +224,7 @@ struct Bench: AsyncParsableCommand {
         options.threads = configuration.threads ?? 0
         let startup = ContinuousClock.now
         let target = InProcessTarget(
-            engine: try makeEngine(model: try EngineModel(entry: entry), options: options),
+            engine: try loadEngine(model: try EngineModel(entry: entry), options: options, warmUpBatches: configuration.batch ?? 1).engine,
             spec: PreprocessSpec(entry.manifest.preprocessing), batch: configuration.batch ?? 1)
         let ready = (ContinuousClock.now - startup).seconds
         return (ready, await measure(target, workload, load, limits, label: configuration.label))

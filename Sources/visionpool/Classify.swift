@@ -62,9 +62,10 @@ struct Classify: AsyncParsableCommand {
                 report.record(path: path, outcome: outcome)
                 progress.advance()
             })
-            let precision = classifier.pool.status.precision
+            let status = classifier.pool.status
             await classifier.shutdown()
-            summary = "\(String(format: "%.2f", (ContinuousClock.now - start).seconds)) s · \(entry.manifest.name) on \(configuration.workers) \(engine.kind.rawValue) \(precision) workers × \(configuration.threadsPerWorker) threads, batch ≤ \(configuration.maxBatch), ready in \(String(format: "%.2f", ready)) s"
+            summary = "\(String(format: "%.2f", (ContinuousClock.now - start).seconds)) s · \(entry.manifest.name) on \(configuration.workers) \(engine.kind.rawValue) \(status.precision) workers × \(configuration.threadsPerWorker) threads, batch ≤ \(configuration.maxBatch), ready in \(String(format: "%.2f", ready)) s"
+                + (status.precisionFallback.map { "\n  \($0)" } ?? "")
         } else {
             let classifier = try InProcessClassifier(entry: entry, engineOptions: try engine.resolved().options, maxPixels: maxPixels)
             let ready = (ContinuousClock.now - startup).seconds
@@ -74,8 +75,9 @@ struct Classify: AsyncParsableCommand {
                 report.record(path: path, outcome: Result { try classifier.classify(try ImageFiles.read(path), top: top) })
                 progress.advance()
             }
-            let description = classifier.engine.engineDescription
+            let description = classifier.engineDescription
             summary = "\(String(format: "%.2f", (ContinuousClock.now - start).seconds)) s · \(entry.manifest.name) in process on \(description.kind.rawValue) \(description.precision), \(description.threads) threads, ready in \(String(format: "%.2f", ready)) s"
+                + (description.fallback.map { "\n  \($0)" } ?? "")
         }
         progress.clear()
         printError("\(report.succeeded) classified, \(report.failures) failed in \(summary)")

@@ -3,6 +3,8 @@ import Classification
 import Foundation
 import InferenceEngines
 import ModelCatalog
+import Logging
+import WorkerPool
 
 struct Models: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -11,28 +13,55 @@ struct Models: ParsableCommand {
         defaultSubcommand: List.self
     )
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List the models in the catalog with their provenance, licence and the engines that run them.",
             discussion: """
                 Engines are listed by what each supports: int8 (QDQ) models run on openvino and onnxruntime, which keep their \
-                int8 kernels; opencv refuses them. --check loads every installed model on every engine and runs one sample, \
-                printing the precision each engine really ran or why it could not.
+                int8 kernels; opencv refuses them. --check starts each installed model on every engine (or --engine's) in a \
+                worker of the pool, as serve and classify do, and runs one sample: it prints the precision each engine really \
+                ran, the precision it fell back from if its own choice could not run the model on this CPU, and the kernels \
+                its layers ran by precision and instruction set; or why it could not run. Models set-up could not produce on \
+                this machine are listed last, with the reason.
                 """
         )
 
         @Option(help: "The model catalog folder (default: $VISIONPOOL_MODELS, else the Models/ folder beside or above the binary).")
         var modelsDir: String?
 
-        @Flag(help: "Load each installed model on every engine and run one sample (one thread each; seconds per model).")
+        @Flag(help: "Start each installed model on every engine in a pool worker and run one sample (one thread each; seconds per model).")
         var check = false
 
-        func run() throws {
+        @Option(help: "With --check, check this engine only (openvino, onnxruntime or opencv).")
+        var engine: EngineKind?
+
+        @Option(help: "With --check, the precision to run at: default (each engine's choice), f32, bf16 or f16.")
+        var precision: Precision = .automatic
+
+        @Flag(help: "One JSON object per model on standard output, for scripts.")
+        var json = false
+
+        func validate() throws {
+            if (engine != nil || precision != .automatic), !check { throw ValidationError("--engine and --precision shape what --check runs; pass --check too") }
+        }
+
+        func run() async throws {
             let catalog = ModelSelection.catalog(at: modelsDir)
             let entries = try catalog.entries()
-            print("catalog \(catalog.directory.path)")
+            let unavailable = catalog.unavailableModels()
+            if !json { print("catalog \(catalog.directory.path)") }
             for entry in entries {
                 let manifest = entry.manifest
+                var checks: [EngineCheck] = []
+                if check && entry.isInstalled {
+                    for kind in engine.map({ [$0] }) ?? EngineKind.allCases {
+                        checks.append(await EngineCheck(entry, on: EngineOptions(kind: kind, precision: precision)))
+                    }
+                }
+                if json {
+                    print(Self.jsonLine(entry, checks: checks))
+                    continue
+                }
                 let status = entry.isInstalled ? "installed" : "not installed (run tools/setup.sh)"
                 let isDefault = manifest.name == ModelCatalog.defaultModelName ? ", default" : ""
                 print("""
@@ -45,34 +74,36 @@ struct Models: ParsableCommand {
                       precision   \(manifest.precision?.rawValue ?? "f32")
                       engines     \(EngineKind.running(quantized: manifest.isQuantized).map(\.rawValue).joined(separator: ", "))
                     """)
-                if check && entry.isInstalled { print(Self.check(entry)) }
+                for (index, check) in checks.enumerated() { print(check.lines(first: index == 0)) }
                 if let quantization = manifest.quantization { print(Self.describe(quantization)) }
                 print("""
                       provenance  \(manifest.provenance)
                       licence     \(manifest.licence)
                     """)
             }
+            for (name, reason) in unavailable.sorted(by: { $0.key < $1.key }) {
+                if json {
+                    print(Self.jsonText(["name": name, "installed": false, "unavailable": reason]))
+                } else {
+                    print("\n\(name)  [not available on this machine]\n  reason      \(reason)")
+                }
+            }
         }
 
-        /// Each engine's outcome of loading the model and running one sample of zeros.
-        static func check(_ entry: CatalogEntry) -> String {
-            EngineKind.allCases.enumerated().map { index, kind in
-                let outcome: String
-                do {
-                    let engine = try makeEngine(model: try EngineModel(entry: entry), options: EngineOptions(kind: kind, threads: 1))
-                    var input = [Float](repeating: 0, count: engine.model.sampleInputCount)
-                    var output = [Float](repeating: 0, count: engine.model.outputCount)
-                    try input.withUnsafeMutableBufferPointer { input in
-                        try output.withUnsafeMutableBufferPointer { try engine.infer(batch: 1, input: input, output: $0) }
-                    }
-                    let description = engine.engineDescription
-                    outcome = "runs at \(description.precision) (\(kind.rawValue) \(description.version))"
-                } catch {
-                    outcome = "cannot run it: \(error)"
-                }
-                let label = index == 0 ? "  check       " : "              "
-                return label + kind.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0) + outcome
-            }.joined(separator: "\n")
+        /// One model as a JSON object: what the manifest says, and each engine's check.
+        static func jsonLine(_ entry: CatalogEntry, checks: [EngineCheck]) -> String {
+            let manifest = entry.manifest
+            var object: [String: Any] = [
+                "name": manifest.name, "description": manifest.description, "installed": entry.isInstalled, "weights": manifest.weights.rawValue,
+                "precision": manifest.precision?.rawValue ?? "f32", "engines": EngineKind.running(quantized: manifest.isQuantized).map(\.rawValue),
+                "provenance": manifest.provenance, "licence": manifest.licence,
+            ]
+            if !checks.isEmpty { object["check"] = checks.map(\.json) }
+            return jsonText(object)
+        }
+
+        static func jsonText(_ object: [String: Any]) -> String {
+            String(decoding: (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data(), as: UTF8.self)
         }
 
         /// How an int8 model was made and how closely it agrees with its f32 model.
@@ -89,7 +120,8 @@ struct Models: ParsableCommand {
             ]
             if let run = q.openvino {
                 let kernels = run.kernels.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-                lines.append("  kernels     \(kernels) (OpenVINO \(run.version), CPU flags: \(run.cpuFlags))")
+                lines.append("  kernels     \(kernels) (OpenVINO \(run.version)\(run.precision.map { " at \($0)" } ?? ""), CPU flags: \(run.cpuFlags))")
+                if let fallback = run.precisionFallback { lines.append("              \(fallback)") }
             }
             return lines.joined(separator: "\n")
         }
@@ -245,5 +277,76 @@ extension ModelManifest {
             input: .init(name: signature.inputName, shape: Array(input.dropFirst())),
             output: .init(name: signature.outputName, kind: scores, classes: output[1]),
             preprocessing: preprocessing, labels: labels)
+    }
+}
+
+/// One engine's outcome of starting a model in a pool worker, as serve and classify would, and
+/// running one sample of zeros through it.
+struct EngineCheck {
+    let engine: EngineKind
+    let outcome: Result<EngineDescription, Error>
+
+    init(_ entry: CatalogEntry, on options: EngineOptions) async {
+        engine = options.kind
+        do {
+            var configuration = try PoolConfiguration(entry: entry, engine: options, workers: 1, threadsPerWorker: 1)
+            configuration.countKernels = true
+            // What the check finds is its output; the pool's own warnings would only repeat it.
+            var quiet = Logger(label: "visionpool.models.check", factory: { StreamLogHandler.standardError(label: $0) })
+            quiet.logLevel = .critical
+            configuration.logger = quiet
+            let pool = try WorkerPool(configuration: configuration)
+            do {
+                try await pool.start()
+                _ = try await pool.infer(prepare: { $0.initialize(repeating: 0) }, consume: { _, _ in () })
+                let description = pool.status.workers.first?.engine
+                await pool.shutdown()
+                outcome = description.map { .success($0) } ?? .failure(PoolError.startFailed("the worker described no engine"))
+            } catch {
+                await pool.shutdown()
+                throw error
+            }
+        } catch PoolError.startFailed(let reason) {
+            outcome = .failure(CheckFailure(reason: reason))
+        } catch {
+            outcome = .failure(error)
+        }
+    }
+
+    struct CheckFailure: Error, CustomStringConvertible {
+        let reason: String
+        var description: String { reason }
+    }
+
+    /// The check's lines under a model in `visionpool models --check`.
+    func lines(first: Bool) -> String {
+        let label = (first ? "  check       " : "              ") + engine.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)
+        let indent = String(repeating: " ", count: 26)
+        switch outcome {
+        case .success(let description):
+            var text = "\(label)runs at \(description.precision) (\(engine.rawValue) \(description.version))"
+            if let kernels = description.kernels { text += "\n\(indent)layers ran \(kernels)" }
+            if let fallback = description.fallback { text += "\n\(indent)\(fallback)" }
+            return text
+        case .failure(let error):
+            return "\(label)cannot run it: \(error)"
+        }
+    }
+
+    var json: [String: Any] {
+        switch outcome {
+        case .success(let description):
+            var object: [String: Any] = ["engine": engine.rawValue, "runs": true, "precision": description.precision, "version": description.version]
+            if let kernels = description.kernels {
+                object["kernels"] = [
+                    "int8": kernels.int8, "bf16": kernels.bf16, "f16": kernels.f16, "f32": kernels.f32, "other": kernels.other,
+                    "instruction_sets": kernels.instructionSets,
+                ]
+            }
+            if let fallback = description.fallback { object["fallback"] = ["from": fallback.from, "to": fallback.to, "reason": fallback.reason] }
+            return object
+        case .failure(let error):
+            return ["engine": engine.rawValue, "runs": false, "error": "\(error)"]
+        }
     }
 }

@@ -14,10 +14,10 @@ import Testing
         switch kind {
         case .openvino:
             let engine = try OpenVINOEngine(model: model, options: EngineOptions(threads: 1))
-            return (try engine.kernelCensus(), engine.engineDescription)
+            return (try #require(try engine.kernelCensus()), engine.engineDescription)
         default:
             let engine = try OnnxRuntimeEngine(model: model, options: EngineOptions(kind: .onnxruntime, threads: 1))
-            return (try #require(engine.kernels), engine.engineDescription)
+            return (try #require(try engine.kernelCensus()), engine.engineDescription)
         }
     }
 

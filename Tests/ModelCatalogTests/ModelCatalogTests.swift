@@ -57,6 +57,25 @@ import Testing
     }
 }
 
+/// A model set-up could not produce on this CPU is listed with set-up's reason, and asking for
+/// it says why it is missing instead of "no model named".
+@Suite struct UnavailableModelTests {
+    @Test func setUpsReasonIsListedAndGivenWhenTheModelIsAskedFor() throws {
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let reason = "set-up could not produce it on this CPU (amx_tile avx2): no recipe ran int8 kernels"
+        try Data("\(reason)\n".utf8).write(to: directory.appendingPathComponent("tiny-int8.unavailable"))
+        try FileManager.default.copyItem(at: TestPaths.models.appendingPathComponent("tiny.json"), to: directory.appendingPathComponent("tiny.json"))
+        // A record beside a manifest is stale: the model was made after all.
+        try Data("old".utf8).write(to: directory.appendingPathComponent("tiny.unavailable"))
+        let catalog = ModelCatalog(directory: directory)
+        #expect(catalog.unavailableModels() == ["tiny-int8": reason])
+        let error = #expect(throws: ModelCatalogError.self) { try catalog.entry(named: "tiny-int8") }
+        #expect(error == .unavailable(name: "tiny-int8", reason: reason))
+        #expect(error?.description.contains("not available on this machine: \(reason)") == true)
+    }
+}
+
 @Suite struct ManifestValidationTests {
     func catalog(with manifest: String, named name: String = "broken") throws -> (ModelCatalog, URL) {
         let directory = try Fixtures.temporaryDirectory()

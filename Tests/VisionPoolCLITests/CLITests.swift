@@ -197,3 +197,43 @@ func topClass(_ line: [String: Any]) -> Int? {
         #expect(stderr.contains(", 1 threads,"), "one CPU in the mask, one engine thread: \(stderr)")
     }
 }
+
+/// A precision the engine chose by itself that cannot run a model steps down and says so; one
+/// the user asked for is kept or refused in one line. Under an AVX2 cap OpenVINO still picks
+/// bf16 (from the real CPU), which AVX2 kernels cannot run: the failure an AMX Xeon shows
+/// natively for efficientnet-lite0-int8, reproduced on any x86 machine.
+@Suite struct PrecisionFallbackTests {
+    static let avx2 = ["ONEDNN_MAX_CPU_ISA": "AVX2"]
+
+    @Test func anAutomaticPrecisionThatCannotRunFallsBackAndSaysSo() throws {
+        let run = try visionpool(["classify", "--json", "--model", "efficientnet-lite0-int8", TestPaths.samples.path], environment: Self.avx2)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(catClasses.contains(run.jsonLines.first { ($0["path"] as? String)?.hasSuffix("chelsea.png") == true }.flatMap(topClass) ?? -1))
+        // The pool's log line, once for the pool, and the summary's line.
+        let logLines = run.stderr.split(separator: "\n").filter { $0.contains("warning") && $0.contains("could not run it") }
+        #expect(logLines.count == 1, "\(run.stderr)")
+        #expect(run.stderr.contains("int8+f32 workers") && run.stderr.contains("  bf16 (the engine's choice on this CPU) could not run it"), "\(run.stderr)")
+        let inProcess = try visionpool(["classify", "--in-process", "--model", "tiny", TestPaths.fixtures.appendingPathComponent("cat.jpg").path], environment: Self.avx2)
+        #expect(inProcess.status == 0 && inProcess.stderr.contains("openvino f32") && inProcess.stderr.contains("running f32"), "\(inProcess.stderr)")
+    }
+
+    @Test func aPrecisionAskedForThatCannotRunIsOneClearErrorNotACrashLoop() throws {
+        let run = try visionpool(["classify", "--precision", "bf16", "--model", "efficientnet-lite0", TestPaths.samples.path], environment: Self.avx2)
+        #expect(run.status != 0)
+        let lines = run.stderr.split(separator: "\n", omittingEmptySubsequences: true)
+        #expect(lines.count == 1, "one line: \(run.stderr)")
+        let line = String(lines.first ?? "")
+        #expect(line.contains("efficientnet-lite0.onnx cannot run at bf16 on openvino") && line.contains("cannot compile"), "\(line)")
+        #expect(!line.contains("in a row"), "the first worker's reason stops the start: \(line)")
+    }
+
+    @Test func theServedModelsMetadataSaysWhatItRunsAndWhy() throws {
+        let server = try ServerHarness(["--model", "tiny"], environment: Self.avx2, pool: ["--workers", "1", "--threads", "1"])
+        defer { _ = server.stop() }
+        let metadata = try #require(try server.request("GET", "/v2/models/tiny").json)
+        #expect(metadata["precision"] as? String == "f32")
+        let fallback = try #require(metadata["precision_fallback"] as? [String: Any], "\(metadata)")
+        #expect(fallback["from"] as? String == "bf16" && fallback["to"] as? String == "f32")
+        #expect((fallback["reason"] as? String)?.contains("cannot compile") == true, "\(fallback)")
+    }
+}

@@ -32,6 +32,28 @@ import Testing
         #expect(try front.receive() == nil, "EOF when the peer is gone")
     }
 
+    /// A worker's ready message carries its engine's description, fallback and kernels
+    /// included; a fallback reason too long for the message is shortened, never the JSON cut.
+    @Test("ready messages describe the engine", arguments: [40, 4000])
+    func readyMessagesDescribeTheEngine(reasonLength: Int) throws {
+        let (front, worker) = try pair()
+        defer {
+            try? front.descriptor.close()
+            try? worker.descriptor.close()
+        }
+        let description = EngineDescription(
+            kind: .openvino, precision: "int8+f32", threads: 1, version: "2026.4.1",
+            fallback: PrecisionFallback(from: "bf16", to: "f32", reason: String(repeating: "no suitable implementations ", count: reasonLength / 28 + 1)),
+            kernels: KernelCensus(int8: 32, f32: 18, instructionSets: ["avx2": 49, "mlas": 1]))
+        try worker.send(.ready(description, warmUp: .milliseconds(12)))
+        let received = try #require(try front.receive())
+        let described = try #require(received.engineDescription, "the text is the description's JSON: \(received.text)")
+        #expect(received.kind == .ready && received.inferenceNanoseconds == 12_000_000)
+        #expect(described.kernels == description.kernels && described.precision == "int8+f32")
+        let reason = try #require(described.fallback?.reason)
+        #expect(reasonLength < 100 ? reason == description.fallback?.reason : reason.hasSuffix("…") && reason.count > 100)
+    }
+
     @Test("malformed messages are refused", arguments: [
         [UInt8](repeating: 0, count: 10),
         [UInt8](repeating: 0xFF, count: MemoryLayout<vp_control_message>.size),

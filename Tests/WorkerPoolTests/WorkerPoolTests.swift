@@ -190,17 +190,25 @@ func infer(_ pool: WorkerPool, value: Float = 0.25) async throws -> ([Float], In
         await pool.shutdown()
     }
 
-    @Test func aCrashLoopBeforeTheFirstReadyFailsTheStart() async throws {
-        var settings = try configuration(workers: 1)
-        settings.crashLimit = 2
-        // A model file that is not a model: every worker exits while loading it.
+    /// Before the pool was ever ready, a worker that cannot build its engine stops the start at
+    /// once with the engine's reason: every retry would fail the same way.
+    @Test func aWorkerThatCannotLoadTheModelStopsTheStartWithItsReason() async throws {
+        var settings = try configuration(workers: 2)
+        settings.crashLimit = 5
+        // A model file that is not a model: every worker fails while loading it.
         let folder = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }
         let broken = folder.appendingPathComponent("broken.onnx")
         try Data("not a model".utf8).write(to: broken)
         settings.model.file = broken
         let pool = try WorkerPool(configuration: settings)
-        await #expect(throws: PoolError.self) { try await pool.start() }
+        let error = await #expect(throws: PoolError.self) { try await pool.start() }
+        guard case .startFailed(let reason)? = error else {
+            Issue.record("expected startFailed, got \(String(describing: error))")
+            return
+        }
+        #expect(reason.contains("cannot read model") && reason.contains("broken.onnx"), "\(reason)")
+        #expect(pool.status.restarts == 0, "no seat was retried: \(pool.status.restarts) restarts")
         await pool.shutdown()
         #expect(poolChildren().isEmpty)
     }

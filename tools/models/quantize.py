@@ -78,13 +78,6 @@ def read_manifest(models_dir: Path, name: str) -> dict:
     return manifest
 
 
-def has_vnni() -> bool:
-    """Whether this CPU multiplies int8 with VNNI (or AMX). Without it the int8 kernels sum pairs
-    of u8×s8 products in 16 bits, which saturate; NNCF's overflow fix then quantizes weights to
-    half the range (7 bits) so the sums fit. The models are made on the machine that serves them."""
-    return any(flag in cpu_flags().split() for flag in ("avx512_vnni", "avx_vnni", "amx_int8"))
-
-
 def cpu_flags() -> str:
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8")
     try:
@@ -95,25 +88,51 @@ def cpu_flags() -> str:
 
 
 class OpenVINORunner:
-    """Runs ONNX files on OpenVINO's CPU plugin in batches, as visionpool's engine does."""
+    """Runs ONNX files on OpenVINO's CPU plugin in batches, as visionpool's engine does.
+
+    At OpenVINO's default precision (precision None) it falls back as visionpool does: when the
+    precision OpenVINO picks on this CPU (bf16 with AVX512_BF16 or AMX) cannot compile or run a
+    model, the model runs at f32, and `fallbacks` records why. OpenVINO 2026.4 cannot compile the
+    keep-depthwise int8 EfficientNet at bf16 on AMX, nor anything at bf16 under an AVX2
+    ONEDNN_MAX_CPU_ISA cap; set-up must not fail there."""
 
     def __init__(self):
         import openvino
 
         self.core = openvino.Core()
         self.version = openvino.get_version()
+        self.default_precision = self.core.get_property("CPU", "INFERENCE_PRECISION_HINT").to_string()
+        self.fallbacks = {}
+
+    def _compiled(self, model_path: Path, precision: str | None, extra: dict, sample: np.ndarray):
+        """The model compiled at `precision` and proven on `sample`, falling back to f32 from the default."""
+        config = dict(extra, **({"INFERENCE_PRECISION_HINT": precision} if precision else {}))
+        try:
+            compiled = self.core.compile_model(str(model_path), "CPU", config)
+            produced = compiled.create_infer_request().infer({0: sample})[0]
+            if produced.shape[0] != sample.shape[0]:  # seen under an AVX2 cap: every layer left unrun
+                raise RuntimeError(f"a batch of {sample.shape[0]} gave {produced.shape[0]} rows of scores")
+            return compiled
+        except RuntimeError as error:
+            if precision is not None:
+                raise
+            reason = " ".join(line for line in str(error).splitlines() if line.strip() and not line.startswith("Exception from "))
+            self.fallbacks[Path(model_path).name] = f"{self.default_precision} could not run it ({reason}); ran f32"
+            return self._compiled(model_path, "f32", extra, sample)
+
+    def precision(self, model_path: Path) -> str:
+        """The precision the default runs `model_path` at: OpenVINO's choice, or f32 after a fallback."""
+        return "f32" if Path(model_path).name in self.fallbacks else self.default_precision
 
     def scores(self, model_path: Path, tensors: np.ndarray, precision: str | None) -> np.ndarray:
-        config = {"INFERENCE_PRECISION_HINT": precision} if precision else {}
-        compiled = self.core.compile_model(str(model_path), "CPU", config)
+        compiled = self._compiled(model_path, precision, {}, tensors[:1])
         request = compiled.create_infer_request()
         out = [request.infer({0: tensors[i : i + BATCH]})[0].copy() for i in range(0, len(tensors), BATCH)]
         return np.concatenate(out)
 
     def kernels(self, model_path: Path, sample: np.ndarray) -> dict:
         """Which precision each executed convolution and fully connected layer ran at."""
-        compiled = self.core.compile_model(str(model_path), "CPU", {"PERF_COUNT": "YES"})
-        request = compiled.create_infer_request()
+        request = self._compiled(model_path, None, {"PERF_COUNT": "YES"}, sample).create_infer_request()
         request.infer({0: sample})
         counts = {}
         for layer in request.profiling_info:
@@ -166,10 +185,15 @@ def quantize(model: onnx.ModelProto, calibration: np.ndarray, recipe: str) -> on
 
     input_name = model.graph.input[0].name
     dataset = nncf.Dataset(list(calibration[:, None]), lambda sample: {input_name: sample})
-    options = {"fast_bias_correction": True}
-    if not has_vnni():
-        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
-        options["advanced_parameters"] = AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE)
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+
+    # 7-bit weights in every layer (NNCF's overflow fix), whatever CPU quantizes: without VNNI
+    # (AVX2, AVX-512 before VNNI) the int8 kernels add pairs of u8×s8 products in 16 bits, which
+    # saturate with 8-bit weights. A file quantized on a VNNI CPU without the fix lost 10 points
+    # of top-1 agreement (EfficientNet-Lite0: 94.4 % → 84.4 %) when served on AVX2 kernels; with
+    # it the scores are the same on every x86 CPU, for 2.6 points on VNNI (docs/quantization.md).
+    options = {"fast_bias_correction": True,
+               "advanced_parameters": AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE)}
     if recipe != "default":
         options["ignored_scope"] = nncf.IgnoredScope(names=kept_layers(model, recipe), validate=False)
     if recipe == "keep-depthwise":
@@ -261,6 +285,7 @@ def main() -> int:
                 print(f"  {recipe:16} not tried: it keeps nothing more than default in {args.model}")
                 continue
             began = time.monotonic()
+            runner.fallbacks.pop(partial.name, None)
             try:
                 onnx.save(quantize(source, calibration, recipe), str(partial))
             except Exception as error:  # NNCF's failures have no common type; the next recipe may work.
@@ -275,8 +300,9 @@ def main() -> int:
                              "confident_top1_agreement": None if confident_top1 is None else round(confident_top1, 4),
                              "kernels": kernels})
             on_confident = "no confident inputs" if confident_top1 is None else f"{confident_top1:.1%} on confident inputs"
+            fallback = f"; {runner.fallbacks[partial.name]}" if partial.name in runner.fallbacks else ""
             print(f"  {recipe:16} top-1 agreement {top1:6.1%} ({on_confident}), "
-                  f"top-5 overlap {overlap:6.1%}, OpenVINO kernels {kernels} ({time.monotonic() - began:.1f} s)", flush=True)
+                  f"top-5 overlap {overlap:6.1%}, OpenVINO kernels {kernels}{fallback} ({time.monotonic() - began:.1f} s)", flush=True)
             if top1 >= args.min_agreement and kernels.get("int8"):
                 break
         else:
@@ -301,7 +327,7 @@ def main() -> int:
                 "tool": f"NNCF {nncf.__version__}",
                 "method": "post-training min-max quantization with bias correction, QDQ ONNX (opset 13)",
                 "recipe": recipe,
-                "overflow_fix": "all layers (7-bit weights: this CPU has no VNNI)" if not has_vnni() else "first layer (NNCF's default)",
+                "overflow_fix": "all layers (7-bit weights: the same scores on the int8 kernels of every x86 CPU)",
                 "calibration": {"inputs": len(calibration), "photos": len(calibration_photos),
                                 "source": str(args.calibration) if args.calibration else "bundled photos"},
                 "validation": {"inputs": len(validation), "photos": len(validation_photos),
@@ -312,7 +338,9 @@ def main() -> int:
                 "min_agreement": args.min_agreement,
                 "attempts": attempts,
                 "sample_photos": photos,
-                "openvino": {"version": runner.version, "cpu_flags": cpu_flags(), "kernels": kernels},
+                "openvino": {"version": runner.version, "cpu_flags": cpu_flags(), "kernels": kernels,
+                             "precision": runner.precision(partial),
+                             **({"precision_fallback": runner.fallbacks[partial.name]} if partial.name in runner.fallbacks else {})},
             },
         )
         record["labels"] = manifest.get("labels")

@@ -57,14 +57,23 @@ const char *vp_ov_engine_precision(const vp_ov_engine *engine);
 const void *vp_ov_engine_bound_input(const vp_ov_engine *engine, int32_t batch);
 const void *vp_ov_engine_bound_output(const vp_ov_engine *engine, int32_t batch);
 
-/// How many of a compiled model's executed convolutions and fully connected layers ran kernels of each precision.
+/// How many of a compiled model's executed convolutions and fully connected layers ran kernels of each
+/// precision, and of each instruction-set family (from the exec type's name, e.g. brgconv_avx512_amx_1x1_I8).
 typedef struct {
     int32_t int8;   ///< u8/i8 kernels: the model's quantization was kept
     int32_t bf16;
     int32_t f16;
     int32_t f32;
     int32_t other;
+    int32_t amx;    ///< names with "amx": Sapphire Rapids' tile kernels
+    int32_t avx512; ///< names with "avx512" and not "amx"
+    int32_t avx2;
+    int32_t sse41;
+    int32_t mlas;   ///< OpenVINO's MLAS GEMM, which picks its instructions itself (ONEDNN_MAX_CPU_ISA does not reach it)
+    int32_t unnamed_isa; ///< reference kernels and names that say no instruction set
 } vp_ov_kernel_census;
+
+_Static_assert(sizeof(vp_ov_kernel_census) == 11 * sizeof(int32_t), "the census is eleven counters");
 
 /// Compiles the model once more at batch 1 with profiling on (ENABLE_PROFILING), runs it on
 /// zeros and reads each layer's exec type (`ov_infer_request_get_profiling_info`), so callers
@@ -72,6 +81,11 @@ typedef struct {
 int32_t vp_ov_engine_kernel_census(vp_ov_engine *engine, vp_ov_kernel_census *census, char *message, size_t capacity);
 
 void vp_ov_engine_destroy(vp_ov_engine *engine);
+
+/// The precision OpenVINO's CPU plugin picks for this machine when none is asked for (its
+/// INFERENCE_PRECISION_HINT default: "bf16" on CPUs with AVX512_BF16 or AMX, else "f32"), written
+/// into `precision`; it reads the real CPU, even under ONEDNN_MAX_CPU_ISA.
+int32_t vp_ov_default_precision(char *precision, size_t precision_capacity, char *message, size_t capacity);
 
 /// The OpenVINO runtime's version string, e.g. "2026.4.1-…".
 const char *vp_ov_version(void);

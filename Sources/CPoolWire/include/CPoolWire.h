@@ -10,16 +10,18 @@
 // MARK: - Control messages
 
 #define VP_CONTROL_MAGIC 0x56504354u /* "VPCT" */
-#define VP_CONTROL_VERSION 2u
-#define VP_CONTROL_TEXT_CAPACITY 144
+#define VP_CONTROL_VERSION 3u
+/// Room for an engine's description (JSON, in `ready`) or an engine's reason for failing.
+#define VP_CONTROL_TEXT_CAPACITY 512
 
 /// What a control message asks or reports.
 typedef enum {
-    VP_CONTROL_READY = 1, ///< worker → front: engine compiled and warm
-    VP_CONTROL_RUN = 2,   ///< front → worker: run `batch` samples of `slot`
-    VP_CONTROL_DONE = 3,  ///< worker → front: scores are in `slot`
-    VP_CONTROL_ERROR = 4, ///< worker → front: `slot` failed, `text` says why
-    VP_CONTROL_STOP = 5,  ///< front → worker: exit after the current batch
+    VP_CONTROL_READY = 1,        ///< worker → front: engine compiled and warm; `text` is its description as JSON
+    VP_CONTROL_RUN = 2,          ///< front → worker: run `batch` samples of `slot`
+    VP_CONTROL_DONE = 3,         ///< worker → front: scores are in `slot`
+    VP_CONTROL_ERROR = 4,        ///< worker → front: `slot` failed, `text` says why
+    VP_CONTROL_STOP = 5,         ///< front → worker: exit after the current batch
+    VP_CONTROL_START_FAILED = 6, ///< worker → front: the engine cannot be built, `text` says why; the worker exits
 } vp_control_kind;
 
 /// One fixed-size message on a worker's SEQPACKET control socket.
@@ -43,7 +45,7 @@ typedef struct {
     char text[VP_CONTROL_TEXT_CAPACITY];
 } vp_control_message;
 
-_Static_assert(sizeof(vp_control_message) == 216, "control messages are a fixed 216 bytes");
+_Static_assert(sizeof(vp_control_message) == 584, "control messages are a fixed 584 bytes");
 _Static_assert(offsetof(vp_control_message, sequence) == 16, "control message layout");
 _Static_assert(offsetof(vp_control_message, text) == 72, "control message layout");
 

@@ -1,4 +1,5 @@
 import Classification
+import EngineInterface
 import Foundation
 import ImagePipeline
 import ModelCatalog
@@ -27,6 +28,7 @@ public final class ModelService: ServedModel {
     public var acceptsInference: Bool { classifier.pool.canServe }
     public var poolStatus: PoolStatus { classifier.pool.status }
     public var engine: String { classifier.pool.configuration.engine.kind.rawValue }
+    public var engineDescription: EngineDescription? { classifier.pool.status.workers.first { $0.ready }?.engine }
 
     public var readinessProblem: String {
         draining.load(ordering: .relaxed) ? "the server is stopping" : "the worker pool is \(classifier.pool.status.health)"

@@ -1,4 +1,5 @@
 import Classification
+import EngineInterface
 import Foundation
 import ModelCatalog
 import WorkerPool
@@ -21,6 +22,9 @@ public protocol ServedModel: Sendable {
     var poolStatus: PoolStatus { get }
     /// The engine that runs it (`openvino`, `onnxruntime`, `opencv`), named in its metadata.
     var engine: String { get }
+    /// What the ready workers' engine runs as (precision, and the fallback that got it running);
+    /// nil before a worker is ready.
+    var engineDescription: EngineDescription? { get }
 
     /// Bytes decoding `images` will hold in the front, read from their headers.
     func decodingBytes(_ images: [Data]) -> Int
@@ -38,11 +42,18 @@ extension ServedModel {
     /// The model metadata of the protocol (name, versions, platform, inputs and outputs),
     /// and the engine that runs it.
     var metadata: [String: Any] {
-        [
+        var metadata: [String: Any] = [
             "name": manifest.name, "versions": ["1"], "platform": "onnx", "engine": engine,
             "inputs": inputs.map { ["name": $0.name, "datatype": $0.datatype, "shape": $0.shape] },
             "outputs": [["name": manifest.output.name, "datatype": "FP32", "shape": [-1, manifest.output.classes]]],
         ]
+        if let running = engineDescription {
+            metadata["precision"] = running.precisionOnDevice
+            if let fallback = running.fallback {
+                metadata["precision_fallback"] = ["from": fallback.from, "to": fallback.to, "reason": fallback.reason]
+            }
+        }
+        return metadata
     }
 
     /// The inputs the metadata lists, of which a request sends one: the model's FP32 tensor
