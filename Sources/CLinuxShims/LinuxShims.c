@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,6 +27,19 @@ int CLinuxShims_socketpair_seqpacket(int fds[2]) { return socketpair(AF_UNIX, SO
 int CLinuxShims_set_parent_death_signal(int signal) { return prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0); }
 
 int CLinuxShims_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+
+int CLinuxShims_pidfd_exit(int pidfd, int *exit_status, int *signal) {
+    siginfo_t info;
+    memset(&info, 0, sizeof(info));
+    if (waitid(P_PIDFD, (id_t)pidfd, &info, WEXITED | WNOHANG | WNOWAIT) != 0) return -1;
+    if (info.si_pid == 0) {
+        errno = EAGAIN;
+        return -1;
+    }
+    *exit_status = info.si_code == CLD_EXITED ? info.si_status : -1;
+    *signal = info.si_code == CLD_EXITED ? 0 : info.si_status;
+    return 0;
+}
 
 int CLinuxShims_connect_unix(const char *path) {
     struct sockaddr_un address = {.sun_family = AF_UNIX};

@@ -100,11 +100,6 @@ public struct PoolConfiguration: Sendable {
     public static let minimumWorkerTimeout = Duration.seconds(5)
 
 
-    /// The worker timeout for a worker whose largest warm-up batch took `warmUp`.
-    func workerTimeout(warmUp: Duration) -> Duration {
-        workerTimeout ?? max(Self.minimumWorkerTimeout, warmUp * 10)
-    }
-
     public var slotCount: Int { slots ?? workers * Self.depthPerWorker + 2 }
 
     /// The engine a worker in `seat` builds: its device and its own thread count.

@@ -13,9 +13,8 @@ import WorkerPool
 /// The routes driven in process through Hummingbird's test client, over a real pool of
 /// `visionpool-worker`s running the `tiny` model: no binary, no socket, no curl.
 @Suite struct RouteTests {
-    /// A router over a fresh one-worker pool of `model`, handed to `body`, then stopped. The
-    /// deadline is long: these tests check answers, and a debug build parsing a 150,528-number
-    /// JSON body on a loaded machine takes a minute.
+    /// A router over a fresh one-worker pool of `model`, handed to `body`, then stopped, with
+    /// the server's default 30 s request deadline.
     func withRoutes(model name: String = "tiny", engine: EngineKind = .openvino, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         let entry = try Fixtures.catalog.entry(named: name)
         var configuration = try PoolConfiguration(entry: entry, engine: EngineOptions(kind: engine, precision: .f32), workers: 1, threadsPerWorker: 1)
@@ -23,7 +22,7 @@ import WorkerPool
         let classifier = try await PoolClassifier(entry: entry, configuration: configuration)
         let model = ModelService(entry: entry, classifier: classifier)
         let router = makeRouter(
-            model: model, settings: RouteSettings(maxBodyBytes: 16 << 20, memory: MemoryBudget(limit: 512 << 20), requestTimeout: .seconds(600)),
+            model: model, settings: RouteSettings(maxBodyBytes: 16 << 20, memory: MemoryBudget(limit: 512 << 20), requestTimeout: .seconds(30)),
             metrics: ServerMetrics(model: name))
         do {
             try await Application(router: router).test(.router) { client in try await body(client) }

@@ -23,6 +23,11 @@ int CLinuxShims_set_parent_death_signal(int signal);
 /// `pidfd_open(pid, 0)`: a descriptor that polls readable when the process exits.
 int CLinuxShims_pidfd_open(pid_t pid);
 
+/// `waitid(P_PIDFD, pidfd, …, WEXITED | WNOHANG | WNOWAIT)`: how the process exited, without
+/// reaping it (it stays a zombie, its pid not reusable, until `waitpid`). Sets `*exit_status`
+/// (or -1) and `*signal` (or 0); returns 0, or -1 with errno (ECHILD, or EAGAIN while it runs).
+int CLinuxShims_pidfd_exit(int pidfd, int *exit_status, int *signal);
+
 /// `eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)`: a counter other threads write to wake a poll loop.
 int CLinuxShims_eventfd(void);
 

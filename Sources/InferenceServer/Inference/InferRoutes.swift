@@ -3,36 +3,39 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 
-/// KServe v2 `infer`: JSON, or JSON plus binary tensor data; FP32 tensors or encoded images (BYTES).
+/// KServe v2 `infer` over HTTP: JSON, or JSON plus binary tensor data; FP32 tensors or encoded
+/// images (BYTES). Reads the body into the core's request and writes its reply back.
 struct InferRoutes<Model: ServedModel> {
-    let path: InferencePath<Model>
+    let http: HTTPInference<Model>
 
     func add(to router: Router<ConnectionContext>) {
         let infer: @Sendable (Request, ConnectionContext) async throws -> Response = { request, context in
-            let model = path.model
+            let (core, model) = (http.core, http.model)
             try context.requireModel(model)
-            try path.requireServing()
-            var (body, held, stages) = try await path.body(of: request)
-            defer { held.release() }
-            let headerLength = try request.headers[HTTPField.Name.inferenceHeaderContentLength].map { text throws(ServerError) in
-                guard let length = Int(text) else { throw .badRequest("Inference-Header-Content-Length must be a number") }
-                return length
+            try core.requireServing()
+            var (body, held, stages) = try await http.body(of: request)
+            let parsed: InferenceRequest
+            let timeout: Duration
+            do {
+                let headerLength = try request.headers[HTTPField.Name.inferenceHeaderContentLength].map { text throws(ServerError) in
+                    guard let length = Int(text) else { throw .badRequest("Inference-Header-Content-Length must be a number") }
+                    return length
+                }
+                parsed = try stages.time(.parse) {
+                    try InferRequestBody.parse(body, jsonLength: headerLength, manifest: model.manifest, maxSamples: model.maxSamplesPerRequest, memory: held)
+                }
+                timeout = try http.deadline(request, parameter: parsed.timeoutParameter)
+            } catch {
+                held.release()
+                throw error
             }
-            let manifest = model.manifest
-            let parsed = try stages.time(.parse) {
-                try InferRequest(
-                    body: body, jsonLength: headerLength, sampleShape: manifest.input.shape, inputName: manifest.input.name,
-                    outputName: manifest.output.name, maxSamples: model.maxSamplesPerRequest, memory: held)
-            }
-            let (scores, poolStages) = try await path.scores(
-                for: parsed.samples, request: request, context: context, timeoutParameter: parsed.timeout, held: held)
-            return try path.response(stages.merging(poolStages)) {
-                let reply = try InferResponse(
-                    model: model.name, id: parsed.id, outputs: parsed.outputs, batch: parsed.samples.count, classes: model.classes,
-                    scores: scores, classify: model.classificationStrings)
-                var headers: HTTPFields = [.contentType: reply.jsonLength == nil ? "application/json" : "application/octet-stream"]
-                if let length = reply.jsonLength { headers[HTTPField.Name.inferenceHeaderContentLength] = String(length) }
-                return (headers, reply.body)
+            let reply = try await core.infer(
+                parsed, held: held, within: timeout, on: context.channel.eventLoop, logger: context.logger, onAbandon: http.abandonment(context))
+            return try http.response(stages.merging(reply.stages)) {
+                let encoded = try InferResponse(reply)
+                var headers: HTTPFields = [.contentType: encoded.jsonLength == nil ? "application/json" : "application/octet-stream"]
+                if let length = encoded.jsonLength { headers[HTTPField.Name.inferenceHeaderContentLength] = String(length) }
+                return (headers, encoded.body)
             }
         }
         router.post("/v2/models/{model}/infer", use: infer)

@@ -16,27 +16,14 @@ struct MetricsRoute<Model: ServedModel> {
     }
 }
 
-/// Counts every inference request (the POSTs; health checks and metadata are not) by outcome,
-/// times it, and keeps the in-flight gauge.
+/// Counts every inference request over HTTP (the POSTs; health checks and metadata are not)
+/// by outcome, times it, and keeps the in-flight gauge, as gRPC's service does for its calls.
 struct RequestMetricsMiddleware: RouterMiddleware {
     typealias Context = ConnectionContext
     let metrics: ServerMetrics
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard request.method == .post else { return try await next(request, context) }
-        let start = ContinuousClock.now
-        metrics.began()
-        defer { metrics.ended() }
-        do {
-            let response = try await next(request, context)
-            metrics.request(status: response.status.code, seconds: (ContinuousClock.now - start).seconds)
-            return response
-        } catch let error as HTTPResponseError {
-            metrics.request(status: error.status.code, seconds: (ContinuousClock.now - start).seconds)
-            throw error
-        } catch {
-            metrics.request(status: 500, seconds: (ContinuousClock.now - start).seconds)
-            throw error
-        }
+        return try await metrics.counting(.http, status: { $0.status.code }) { try await next(request, context) }
     }
 }

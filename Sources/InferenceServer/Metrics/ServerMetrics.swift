@@ -1,6 +1,8 @@
 import Classification
+import Hummingbird
 import Metrics
 import Prometheus
+import Synchronization
 import WorkerPool
 
 /// What the server counts and times, exported in Prometheus's text format at `/metrics`.
@@ -14,6 +16,8 @@ public struct ServerMetrics: Sendable {
     /// Made once: looking a metric up in the registry takes a lock, and these are per request.
     private let stageTimers: [String: Metrics.Timer]
     private let batchSizes: Recorder
+    /// `visionpool_requests_total` by outcome and protocol, each made on its first request.
+    private let requestCounters = CounterTable()
 
     /// The metrics of a server of `model`, in a registry of their own.
     public init(model: String) {
@@ -39,13 +43,34 @@ public struct ServerMetrics: Sendable {
         case http, grpc
     }
 
-    /// One finished request: its outcome (the HTTP status code, or the one a gRPC error
-    /// carries the meaning of), its protocol and how long it took.
-    func request(status: Int, seconds: Double, protocol wire: WireProtocol = .http) {
-        Counter(
-            label: "visionpool_requests_total", dimensions: [("model", model), ("outcome", String(status)), ("protocol", wire.rawValue)],
-            factory: factory
-        ).increment()
+    /// One inference request over `wire` from its start to its end: the in-flight gauge while
+    /// it runs, then its outcome (the HTTP status `status` reads from the result, or the one a
+    /// `ServerError` carries; 500 for anything else) and how long it took.
+    func counting<Result>(_ wire: WireProtocol, status: (Result) -> Int, _ body: () async throws -> Result) async throws -> Result {
+        let start = ContinuousClock.now
+        inFlight.increment()
+        defer { inFlight.decrement() }
+        do {
+            let result = try await body()
+            request(status: status(result), seconds: (ContinuousClock.now - start).seconds, protocol: wire)
+            return result
+        } catch {
+            request(status: (error as? any HTTPResponseError)?.status.code ?? 500, seconds: (ContinuousClock.now - start).seconds, protocol: wire)
+            throw error
+        }
+    }
+
+    private func request(status: Int, seconds: Double, protocol wire: WireProtocol) {
+        let key = "\(status) \(wire.rawValue)"
+        let counter = requestCounters.counters.withLock { counters in
+            if let counter = counters[key] { return counter }
+            let counter = Metrics.Counter(
+                label: "visionpool_requests_total", dimensions: [("model", model), ("outcome", String(status)), ("protocol", wire.rawValue)],
+                factory: factory)
+            counters[key] = counter
+            return counter
+        }
+        counter.increment()
         stageTimers["total"]?.recordNanoseconds(Int64(seconds * 1e9))
     }
 
@@ -58,8 +83,6 @@ public struct ServerMetrics: Sendable {
         batchSizes.record(size)
     }
 
-    func began() { inFlight.increment() }
-    func ended() { inFlight.decrement() }
 
     /// The Prometheus text, with the pool's gauges and the bytes requests hold read fresh.
     func scrape(_ status: PoolStatus, heldBytes: Int) -> [UInt8] {
@@ -71,4 +94,9 @@ public struct ServerMetrics: Sendable {
         Gauge(label: "visionpool_queued_batches", dimensions: dimensions, factory: factory).record(status.queuedBatches)
         return registry.emitToBuffer()
     }
+}
+
+/// Counters made once and looked up by key after: creating one costs a registry lookup under a lock.
+private final class CounterTable: Sendable {
+    let counters = Mutex<[String: Metrics.Counter]>([:])
 }

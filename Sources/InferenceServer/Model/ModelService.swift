@@ -11,10 +11,12 @@ public final class ModelService: ServedModel {
     public let entry: CatalogEntry
     public let classifier: PoolClassifier
     public let maxSamplesPerRequest: Int
+    public let version: String
 
-    public init(entry: CatalogEntry, classifier: PoolClassifier, maxSamplesPerRequest: Int = 64) {
+    public init(entry: CatalogEntry, classifier: PoolClassifier, version: String = "1", maxSamplesPerRequest: Int = 64) {
         self.entry = entry
         self.classifier = classifier
+        self.version = version
         self.maxSamplesPerRequest = maxSamplesPerRequest
     }
 
@@ -40,13 +42,13 @@ public final class ModelService: ServedModel {
     }
 
     /// Runs every sample through the pool at once (they may share batches).
-    public func scores(for samples: InferRequest.Samples, metrics: ServerMetrics) async throws -> (scores: [Float], stages: StageTimes) {
+    public func scores(for samples: [ModelInput], metrics: ServerMetrics) async throws -> (scores: [Float], stages: StageTimes) {
         let rows = try await withThrowingTaskGroup(of: (Int, [Float], StageTimes).self) { group in
             for index in 0..<samples.count {
                 group.addTask { [classifier] in
                     var written = StageTimes()
                     return try await classifier.pool.infer(
-                        prepare: { tensor in written = try samples.input(index, sampleSize: tensor.count).written(into: tensor, spec: classifier.spec) },
+                        prepare: { tensor in written = try samples[index].written(into: tensor, spec: classifier.spec) },
                         consume: { scores, receipt in
                             metrics.batch(size: receipt.batchSize)
                             return (index, Array(scores), written.merging(receipt.stages))
@@ -61,8 +63,11 @@ public final class ModelService: ServedModel {
         return (rows.flatMap { $0.0 }, rows.reduce(StageTimes()) { $0.slowest($1.1) })
     }
 
-    public func decodingBytes(_ images: [Data]) -> Int {
-        images.reduce(0) { total, image in total + image.withUnsafeBytes { ImagePreprocessor.workingBytes($0, spec: classifier.spec) } }
+    public func decodingBytes(_ samples: [ModelInput]) -> Int {
+        samples.reduce(0) { total, sample in
+            guard case .image(let image) = sample else { return total }
+            return total + image.withUnsafeBytes { ImagePreprocessor.workingBytes($0, spec: classifier.spec) }
+        }
     }
 
     public func topClasses(_ scores: ArraySlice<Float>, k: Int) -> [ScoredClass] {

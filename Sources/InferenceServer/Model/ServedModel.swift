@@ -8,6 +8,8 @@ import WorkerPool
 /// turn samples into scores. `ModelService` serves one catalog model on a worker pool.
 public protocol ServedModel: Sendable {
     var manifest: ModelManifest { get }
+    /// The version served, as requests and replies name it (a model folder's numbered version, else "1").
+    var version: String { get }
     /// Images or tensors accepted in one request.
     var maxSamplesPerRequest: Int { get }
     /// Whether requests can be served now (readiness).
@@ -26,11 +28,11 @@ public protocol ServedModel: Sendable {
     /// nil before a worker is ready.
     var engineDescription: EngineDescription? { get }
 
-    /// Bytes decoding `images` will hold in the front, read from their headers.
-    func decodingBytes(_ images: [Data]) -> Int
+    /// Bytes decoding `samples` will hold in the front, read from the images' headers.
+    func decodingBytes(_ samples: [ModelInput]) -> Int
     /// Every sample's scores, row by row in order, with the slowest sample's time per stage;
     /// what only the model sees (batch sizes) goes to `metrics`.
-    func scores(for samples: InferRequest.Samples, metrics: ServerMetrics) async throws -> (scores: [Float], stages: StageTimes)
+    func scores(for samples: [ModelInput], metrics: ServerMetrics) async throws -> (scores: [Float], stages: StageTimes)
     /// The top `k` classes of one row of scores.
     func topClasses(_ scores: ArraySlice<Float>, k: Int) -> [ScoredClass]
 }
@@ -38,12 +40,22 @@ public protocol ServedModel: Sendable {
 extension ServedModel {
     var name: String { manifest.name }
     var classes: Int { manifest.output.classes }
+    /// What the metadata and the health routes name as its platform.
+    var platform: String { "onnx" }
+
+    /// A request names this model (and, if it asks for one, its version); 404 otherwise.
+    func check(name: String, version: String?) throws(ServerError) {
+        guard name == self.name else { throw ServerError(.notFound, "unknown model \"\(name)\"; this server serves \"\(self.name)\"") }
+        if let version, !version.isEmpty, version != self.version {
+            throw ServerError(.notFound, "model \(self.name) has no version \"\(version)\"; it serves version \(self.version)")
+        }
+    }
 
     /// The model metadata of the protocol (name, versions, platform, inputs and outputs),
     /// and the engine that runs it.
     var metadata: [String: Any] {
         var metadata: [String: Any] = [
-            "name": manifest.name, "versions": ["1"], "platform": "onnx", "engine": engine,
+            "name": manifest.name, "versions": [version], "platform": platform, "engine": engine,
             "inputs": inputs.map { ["name": $0.name, "datatype": $0.datatype, "shape": $0.shape] },
             "outputs": [["name": manifest.output.name, "datatype": "FP32", "shape": [-1, manifest.output.classes]]],
         ]
@@ -62,7 +74,7 @@ extension ServedModel {
     /// client reading the metadata (tritonclient's `get_model_metadata`) sees both. The tensor
     /// input also takes BYTES images, as it always has.
     var inputs: [(name: String, datatype: String, shape: [Int])] {
-        [(manifest.input.name, manifest.input.datatype, [-1] + manifest.input.shape), (InferRequest.encodedImageInput, "BYTES", [-1])]
+        [(manifest.input.name, manifest.input.datatype, [-1] + manifest.input.shape), (WireFormat.encodedImageInput, "BYTES", [-1])]
     }
 
     /// "score:index:label" strings, most likely first, as the classification extension writes them.

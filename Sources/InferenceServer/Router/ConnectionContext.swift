@@ -17,8 +17,6 @@ public struct ConnectionContext: RequestContext {
 extension ConnectionContext {
     /// Checks the `{model}` (and `{version}`, when the route has one) path parameters name the served model.
     func requireModel(_ model: some ServedModel) throws(ServerError) {
-        let name = parameters.get("model") ?? ""
-        guard name == model.name else { throw ServerError(.notFound, "unknown model \"\(name)\"; this server serves \"\(model.name)\"") }
-        if let version = parameters.get("version"), version != "1" { throw ServerError(.notFound, "model \(model.name) has only version 1") }
+        try model.check(name: parameters.get("model") ?? "", version: parameters.get("version"))
     }
 }

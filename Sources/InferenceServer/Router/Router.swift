@@ -25,11 +25,11 @@ public func makeRouter(
     router.add(middleware: JSONErrorsMiddleware())
     if accessLog { router.add(middleware: LogRequestsMiddleware(.info)) }
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
-    let inference = InferencePath(model: model, settings: settings, metrics: metrics)
+    let http = HTTPInference(core: InferenceCore(model: model, settings: settings, metrics: metrics))
     HealthRoutes(model: model).add(to: router)
     MetadataRoutes(model: model).add(to: router)
-    InferRoutes(path: inference).add(to: router)
-    ClassifyRoute(path: inference).add(to: router)
+    InferRoutes(http: http).add(to: router)
+    ClassifyRoute(http: http).add(to: router)
     MetricsRoute(model: model, metrics: metrics, memory: settings.memory).add(to: router)
     return router
 }

@@ -127,7 +127,7 @@ public enum InferenceServer {
                 logger.info("listening on unix:\(path)\(configuration.tcpPort.map { " and http://\(configuration.tcpHost ?? ""):\($0)" } ?? "")")
             },
             logger: logger))
-        let grpcService = GRPCInferenceService(path: InferencePath(model: service, settings: settings, metrics: metrics), logger: logger)
+        let grpcService = GRPCInferenceService(core: InferenceCore(model: service, settings: settings, metrics: metrics), logger: logger)
         for address in configuration.grpc {
             services.append(GRPCListener(address: address, service: grpcService, maxMessageBytes: configuration.maxBodyBytes, logger: logger) {
                 if case .unixDomainSocket(let path) = address { sockets.claim(path) }

@@ -1,0 +1,71 @@
+import Classification
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// What HTTP adds to the inference core for its routes (KServe `infer` and `/v1/classify`):
+/// the body read under the memory budget, `Timeout-Ms`, the connection's hang-up as the
+/// client giving up, and the 200 with its `Server-Timing` header.
+struct HTTPInference<Model: ServedModel>: Sendable {
+    let core: InferenceCore<Model>
+    var model: Model { core.model }
+
+    /// The request's body, reserved in the memory budget (its Content-Length, else the limit,
+    /// before any of it is read; trimmed to the body once it is in), and the time reading it
+    /// took. The reservation goes to the core with the request, or is released on a refusal.
+    func body(of request: Request) async throws -> (Data, MemoryReservation, StageTimes) {
+        let start = ContinuousClock.now
+        var request = request
+        let limit = core.settings.maxBodyBytes
+        let tooLarge = ServerError(.contentTooLarge, "the request body is over the \(limit)-byte limit")
+        let declared = request.headers[.contentLength].flatMap(Int.init)
+        if let declared, declared > limit { throw tooLarge }
+        let held = try core.reserve(declared ?? limit, for: "the request body")
+        do {
+            var buffer = try await request.collectBody(upTo: limit)
+            // The buffer's own storage, not a copy of it.
+            let body = buffer.readData(length: buffer.readableBytes, byteTransferStrategy: .noCopy) ?? Data()
+            held.shrink(to: body.count)
+            return (body, held, StageTimes([.receive: (ContinuousClock.now - start).seconds]))
+        } catch is NIOTooManyBytesError {
+            held.release()
+            throw tooLarge
+        } catch {
+            held.release()
+            throw ServerError.badRequest("the request body could not be read: \(error)")
+        }
+    }
+
+    /// The request's deadline: its `Timeout-Ms` header, else the protocol's `timeout` parameter.
+    func deadline(_ request: Request, parameter microseconds: Int? = nil) throws(ServerError) -> Duration {
+        try core.deadline(milliseconds: request.headers[.timeoutMilliseconds], microseconds: microseconds)
+    }
+
+    /// The client gives up when it closes the connection.
+    func abandonment(_ context: ConnectionContext) -> (@escaping @Sendable (ServerError) -> Void) -> Void {
+        let channel = context.channel
+        return { abandon in
+            channel.closeFuture.whenComplete { _ in abandon(ServerError(.clientClosedRequest, "the client closed the connection")) }
+        }
+    }
+
+    /// The 200 response `encode` builds, its encoding timed as the `respond` stage; the
+    /// request's stages go to the metrics and the `Server-Timing` header.
+    func response(_ stages: StageTimes, encode: () throws -> (headers: HTTPFields, body: Data)) throws -> Response {
+        var stages = stages
+        var (headers, body) = try stages.time(.respond) { try encode() }
+        core.record(stages)
+        headers[.serverTiming] = stages.serverTiming
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}
+
+extension HTTPField.Name {
+    /// The binary tensor data extension's header: the length of the JSON part of the body.
+    static let inferenceHeaderContentLength = HTTPField.Name("Inference-Header-Content-Length")!
+    /// Where the request's time went on the server (W3C Server Timing), for clients and `bench`.
+    static let serverTiming = HTTPField.Name("Server-Timing")!
+    /// A per-request deadline in milliseconds.
+    static let timeoutMilliseconds = HTTPField.Name("Timeout-Ms")!
+}

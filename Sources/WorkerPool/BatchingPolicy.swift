@@ -1,0 +1,40 @@
+/// How the scheduler forms batches: how many samples one may hold, and how long an open batch
+/// waits for more before it is sealed and run. A policy decides from what the scheduler knows
+/// (the batch's size and age, how many batches wait for a worker); it does no I/O and keeps no
+/// state, so a new one (adaptive batching, per-model limits) is a value the tests drive alone.
+public protocol BatchingPolicy: Sendable {
+    /// The most samples one batch holds; at most `PoolConfiguration.maxBatchLimit`.
+    var maxBatch: Int { get }
+
+    /// When a batch that opened at `opened` and now holds `size` samples (fewer than
+    /// `maxBatch`) must be sealed; `queued` batches already wait for a worker. A time at or
+    /// before now seals it at once.
+    func sealTime(opened: Nanoseconds, size: Int, queued: Int) -> Nanoseconds
+}
+
+/// Today's policy: batches of up to `maxBatch`, sealed when full or `delay` after they opened.
+public struct FixedBatching: BatchingPolicy, Equatable {
+    public let maxBatch: Int
+    public let delay: Duration
+
+    public init(maxBatch: Int, delay: Duration) {
+        self.maxBatch = maxBatch
+        self.delay = delay
+    }
+
+    public func sealTime(opened: Nanoseconds, size: Int, queued: Int) -> Nanoseconds {
+        opened + Nanoseconds(delay.nanoseconds)
+    }
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the scheduler's only clock, handed to it with every event
+/// (`monotonicNanoseconds()` in the pool, plain numbers in tests).
+public typealias Nanoseconds = UInt64
+
+extension Duration {
+    /// Whole nanoseconds, clamped at zero: the scheduler's unit.
+    var nanoseconds: UInt64 {
+        let (seconds, attoseconds) = components
+        return seconds < 0 ? 0 : UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
+    }
+}
