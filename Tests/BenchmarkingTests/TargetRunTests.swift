@@ -54,7 +54,9 @@ import WorkerPool
         let resources = measurement.resources
         #expect(resources.front?.pid == getpid() && resources.workers.isEmpty && resources.client == nil)
         #expect((resources.front?.peakRSSBytes ?? 0) > 10 << 20)
-        #expect(resources.cpuUtilization != nil && resources.machineCPUUtilization != nil)
+        // The machine's CPU time is counted in the kernel's 10 ms ticks (/proc/stat): a release
+        // build can finish 40 tensors within one, and then there is no machine figure to give.
+        #expect(resources.cpuUtilization != nil && (resources.machineCPUUtilization != nil || measurement.seconds < 0.02))
         let updates = progress.withLock { $0 }
         #expect(updates.allSatisfy { (0...1).contains($0.fraction) })
         #expect(updates.last?.fraction == 1 && updates.last?.completed == 40, "the last update is the finished run")

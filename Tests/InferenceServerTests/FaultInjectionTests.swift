@@ -26,8 +26,13 @@ import Testing
         clients.forEach { $0.start() }
         let front = server.process.processIdentifier
         var killed: [Int32] = []
+        /// Waits until clients have had `count` more answers: the load runs before and after each kill.
+        func answers(_ count: Int) async -> Bool {
+            let before = statuses.withLock { $0.count }
+            return await eventually(within: 60) { statuses.withLock { $0.count } >= before + count }
+        }
         for _ in 0..<3 {
-            try await Task.sleep(for: .milliseconds(700))
+            #expect(await answers(8))
             var victim: Int32?
             #expect(await eventually(within: 30) {
                 victim = childrenOf(front).first { !killed.contains($0) && isRunning($0) }
@@ -37,15 +42,16 @@ import Testing
             kill(victim, signal)
             killed.append(victim)
             // The replacement must be ready before the next kill: a batch that loses two workers
-            // in a row is not retried again, by design.
+            // in a row is not retried again, by design. The killed worker is reaped first (the
+            // pool has then counted its exit), and only then are two ready workers proof that
+            // the replacement is one of them.
             #expect(await eventually(within: 30) {
-                let metrics = (try? server.request("GET", "/metrics").body).map { String(decoding: $0, as: UTF8.self) } ?? ""
-                return metrics.contains(#"visionpool_workers_ready{model="resnet18"} 2.0"#) && childrenOf(front).allSatisfy { !killed.contains($0) }
+                childrenOf(front).allSatisfy { !killed.contains($0) } && (try? server.metric("visionpool_workers_ready")) == 2
             })
         }
-        try await Task.sleep(for: .milliseconds(500))
+        #expect(await answers(8))
         stop.store(true, ordering: .relaxed)
-        while clients.contains(where: { !$0.isFinished }) { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(await eventually(within: 60) { clients.allSatisfy(\.isFinished) })
         let answered = statuses.withLock { $0 }
         #expect(answered.count > 10 && answered.allSatisfy { $0 == 200 }, "statuses: \(Dictionary(grouping: answered) { $0 }.mapValues(\.count)); server log: \(server.logText.suffix(2000))")
         let metrics = String(decoding: try server.request("GET", "/metrics").body, as: UTF8.self)

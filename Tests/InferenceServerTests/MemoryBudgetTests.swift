@@ -42,9 +42,7 @@ import Testing
     }
 
     static func inflightBytes(_ server: ServerHarness) throws -> Int? {
-        let metrics = String(decoding: try server.request("GET", "/metrics").body, as: UTF8.self)
-        let line = metrics.split(separator: "\n").first { $0.hasPrefix("visionpool_inflight_bytes{") }
-        return line?.split(separator: " ").last.flatMap { Double($0) }.map { Int($0) }
+        try server.metric("visionpool_inflight_bytes").map { Int($0) }
     }
 
     static func scores(_ reply: ServerHarness.Reply) -> [Double]? {
@@ -136,5 +134,50 @@ import Testing
         let whole = try server.request("POST", Self.path, body: Self.jsonTensorBody(samples: 24))
         #expect(whole.status == 413, "\(String(decoding: whole.body.prefix(300), as: UTF8.self))")
         #expect(try Self.inflightBytes(server) == 0)
+    }
+
+    /// A timeout storm: camera-size JPEGs with a 1 ms deadline while the pool can finish
+    /// nothing (its workers stopped). Each request is answered at once (504, or 503 once the
+    /// budget is held), but the work that took a slot still holds its body and its decoded
+    /// sample until it ends: its reservation stays in `visionpool_inflight_bytes` until then,
+    /// never past `--max-inflight-bytes`, and so does the front's memory.
+    @Test func aTimeoutStormKeepsTheFrontWithinItsBudget() async throws {
+        let limit = 40_000_000
+        let server = try ServerHarness(["--model", "tiny", "--max-inflight-bytes", String(limit)])
+        defer { server.stop() }
+        let pid = server.process.processIdentifier
+        let images = try FileManager.default.contentsOfDirectory(at: TestPaths.models.appendingPathComponent("bench/camera"), includingPropertiesForKeys: nil)
+            .filter { $0.pathExtension == "jpg" }.map { try Data(contentsOf: $0) }
+        try #require(!images.isEmpty, "tools/setup.sh makes Models/bench/camera")
+        #expect(try server.request("POST", "/v1/classify", body: images[0]).status == 200)
+        let before = try #require(residentBytes(pid))
+        let workers = server.workers
+        workers.forEach { kill($0, SIGSTOP) }
+        let statuses = Mutex<[Int]>([])
+        let sampled = Mutex<[Int]>([])
+        let storm = DispatchGroup()
+        for client in 0..<24 {
+            storm.enter()
+            Thread.detachNewThread {
+                for round in 0..<2 {
+                    let status = (try? server.request("POST", "/v1/classify", body: images[(client + round) % images.count], headers: ["Timeout-Ms": "1"]).status) ?? 0
+                    statuses.withLock { $0.append(status) }
+                    if let held = try? Self.inflightBytes(server) { sampled.withLock { $0.append(held) } }
+                }
+                storm.leave()
+            }
+        }
+        storm.wait()
+        let answered = statuses.withLock { $0 }
+        #expect(answered.count == 48 && answered.allSatisfy { $0 == 504 || $0 == 503 }, "\(Dictionary(grouping: answered) { $0 }.mapValues(\.count))")
+        let heldWhileStopped = try #require(try Self.inflightBytes(server))
+        #expect(heldWhileStopped > 0, "the requests whose samples are in the stopped workers' slots still hold their memory after their 504")
+        #expect((sampled.withLock { $0 } + [heldWhileStopped]).allSatisfy { $0 <= limit })
+        let peak = try #require(residentBytes(pid, peak: true))
+        workers.forEach { kill($0, SIGCONT) }
+        #expect(await eventually(within: 30) { (try? Self.inflightBytes(server)) == 0 }, "every reservation ends with its work")
+        #expect(try server.request("POST", "/v1/classify", body: images[0]).status == 200)
+        print("timeout storm of 48 camera-size JPEGs with Timeout-Ms 1, --max-inflight-bytes \(limit >> 20) MiB: \(Dictionary(grouping: answered) { $0 }.mapValues(\.count)); held after the answers \(heldWhileStopped >> 20) MiB; front RSS \(before >> 20) MB before, peak \(peak >> 20) MB")
+        #expect(peak - before < limit + 48 << 20, "the front peaked at \(peak >> 20) MB from \(before >> 20) MB")
     }
 }

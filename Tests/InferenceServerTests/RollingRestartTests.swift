@@ -32,12 +32,12 @@ import TestSupport
         load.executableURL = TestPaths.executable
         load.arguments = [
             "bench", "--url", "http://127.0.0.1:\(balancerPort)", "--model", "tiny", "--workload", "imagenet",
-            "--concurrency", "4", "--duration", "30", "--warm-up", "0", "--request-timeout", "20", "--json", report.path,
+            "--concurrency", "4", "--duration", "15", "--warm-up", "0", "--request-timeout", "20", "--json", report.path,
         ]
         load.standardOutput = FileHandle.nullDevice
         load.standardError = FileHandle.nullDevice
         try load.run()
-        try await Task.sleep(for: .seconds(3))
+        #expect(await eventually(within: 30) { replicas.compactMap { try? $0.metric("visionpool_requests_total") }.reduce(0, +) >= 40 }, "the load reaches both replicas")
 
         var noticed: [Double] = []
         for (index, port) in replicaPorts.enumerated() {
@@ -54,6 +54,7 @@ import TestSupport
             replicas[index] = try Self.replica(port: port)
             #expect(await eventually(within: 20) { balancer.count("\(name) is UP") > ups }, "HAProxy never took the new \(name) in: \(balancer.log)")
         }
+        #expect(load.isRunning, "both replicas were replaced while the load ran")
         load.waitUntilExit()
         let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: report)) as? [String: Any])
         let measurement = try #require(((json["runs"] as? [[String: Any]])?.first)?["measurement"] as? [String: Any])

@@ -87,6 +87,17 @@ public final class ServerHarness: @unchecked Sendable {
         try request("POST", path, body: try JSONSerialization.data(withJSONObject: object))
     }
 
+    /// The value of the first sample of the Prometheus metric `name` at `/metrics` (the server
+    /// serves one model, so one sample per name); nil when the metric is not there.
+    public func metric(_ name: String) throws -> Double? {
+        let text = String(decoding: try request("GET", "/metrics").body, as: UTF8.self)
+        let line = text.split(separator: "\n").first { $0.hasPrefix("\(name){") || $0.hasPrefix("\(name) ") }
+        return line?.split(separator: " ").last.flatMap { Double($0) }
+    }
+
+    /// The worker processes of the server (its children).
+    public var workers: [Int32] { childrenOf(process.processIdentifier) }
+
     /// SIGTERM, then the exit status.
     @discardableResult
     public func stop() -> Int32 {

@@ -166,26 +166,23 @@ func infer(_ pool: WorkerPool, value: Float = 0.25) async throws -> ([Float], In
         await pool.shutdown()
     }
 
-    @Test func repeatedCrashesDegradeThePoolWhichNeverGivesUp() async throws {
+    /// Real processes killed again and again, past the crash limit: each is replaced (the
+    /// decisions, back-off and crash-loop refusals are `SlotSchedulerTests`'), the pool counts
+    /// every restart, never gives up, and serves again.
+    @Test func killedWorkersAreReplacedAgainAndAgainAndThePoolServes() async throws {
         var settings = try configuration(workers: 1)
         settings.crashLimit = 2
         let pool = try WorkerPool(configuration: settings)
         try await pool.start()
         var killed = Set<Int32>()
-        var sawDegraded = false
-        for _ in 0..<3 {
-            let pid = try #require(await readyWorker(pool, notIn: killed))
+        for round in 1...3 {
+            let pid = try #require(await readyWorker(pool, notIn: killed), "round \(round): a ready worker")
             killed.insert(pid)
             kill(pid, SIGKILL)
-            _ = await eventually(within: 2) {
-                if case .degraded = pool.status.health { sawDegraded = true }
-                return sawDegraded
-            }
+            #expect(await eventually(within: 30) { pool.status.restarts == round }, "round \(round): the exit is counted once")
         }
-        #expect(sawDegraded, "a crashed seat degrades the pool while it is replaced")
-        #expect(await readyWorker(pool, notIn: killed) != nil, "the pool keeps replacing workers after a crash loop")
-        #expect(await eventually(within: 10) { pool.status.health == .ready })
-        #expect(pool.status.restarts == 3 && pool.status.isLive)
+        #expect(await readyWorker(pool, notIn: killed) != nil, "the pool keeps replacing workers past its crash limit")
+        #expect(await eventually(within: 30) { pool.status.health == .ready && pool.status.isLive })
         _ = try await infer(pool)
         await pool.shutdown()
     }
@@ -241,10 +238,16 @@ func infer(_ pool: WorkerPool, value: Float = 0.25) async throws -> ([Float], In
         try await pool.start()
         #expect(poolChildren().count == 2)
         #expect(!poolResources(arena: arenaInode(pool)).isEmpty)
+        // A batch in a stopped worker's hands stays in flight while the pool begins to stop.
+        let workers = pool.status.workers.map(\.pid)
+        workers.forEach { kill($0, SIGSTOP) }
         let inFlight = Task { try await infer(pool) }
-        try await Task.sleep(for: .milliseconds(5))
-        await pool.shutdown()
+        #expect(await eventually(within: 30) { pool.status.workers.contains(where: \.busy) })
+        let stopping = Task { await pool.shutdown() }
+        #expect(await eventually(within: 30) { pool.status.health == .stopping })
+        workers.forEach { kill($0, SIGCONT) }
         _ = try await inFlight.value
+        await stopping.value
         #expect(poolChildren().isEmpty)
         #expect(pool.status.health == .stopped)
         await #expect(throws: PoolError.stopped) { try await infer(pool) }
