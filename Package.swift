@@ -124,6 +124,15 @@ let package = Package(
             dependencies: ["WorkerPool", "InferenceEngines", "SharedMemory", "SystemSupport", "CLinuxShims", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .target(name: "Classification", dependencies: ["ImagePipeline", "ModelCatalog", "InferenceEngines", "WorkerPool", "SystemSupport"]),
+        // Which models and versions a server serves, each on its own pool: the repository, the
+        // per-model configuration, the CPUs divided between the pools, loading and unloading.
+        .target(
+            name: "ModelRegistry",
+            dependencies: [
+                "Classification", "ImagePipeline", "ModelCatalog", "InferenceEngines", "WorkerPool", "SystemSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "Benchmarking",
             dependencies: [
@@ -150,7 +159,7 @@ let package = Package(
         .target(
             name: "InferenceServer",
             dependencies: [
-                "Classification", "ImagePipeline", "ModelCatalog", "WorkerPool", "SystemSupport", "CLinuxShims", "KServeGRPC",
+                "Classification", "ImagePipeline", "ModelCatalog", "ModelRegistry", "WorkerPool", "SystemSupport", "CLinuxShims", "KServeGRPC",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -168,7 +177,8 @@ let package = Package(
         .executableTarget(
             name: "visionpool",
             dependencies: [
-                "Classification", "Benchmarking", "ModelCatalog", "InferenceEngines", "ImagePipeline", "WorkerPool", "InferenceServer", "CLinuxShims",
+                "Classification", "Benchmarking", "ModelCatalog", "ModelRegistry", "InferenceEngines", "ImagePipeline", "WorkerPool", "InferenceServer",
+                "CLinuxShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -180,13 +190,17 @@ let package = Package(
         .testTarget(name: "ModelCatalogTests", dependencies: ["ModelCatalog", "TestSupport"]),
         .testTarget(name: "InferenceEnginesTests", dependencies: ["InferenceEngines", "COnnxRuntime", "CCuda", "SharedMemory", "TestSupport"]),
         .testTarget(name: "ClassificationTests", dependencies: ["Classification", "TestSupport"]),
+        .testTarget(
+            name: "ModelRegistryTests",
+            dependencies: ["ModelRegistry", "ModelCatalog", "WorkerPool", "TestSupport", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(name: "BenchmarkingTests", dependencies: ["Benchmarking", "visionpool", "TestSupport"]),
         .testTarget(name: "SystemSupportTests", dependencies: ["SystemSupport", "CLinuxShims"]),
         .testTarget(name: "SharedMemoryTests", dependencies: ["SharedMemory", "CPoolWire", "CLinuxShims", "TestSupport"]),
         .testTarget(
             name: "InferenceServerTests",
             dependencies: [
-                "visionpool", "InferenceServer", "Classification", "WorkerPool", "CLinuxShims", "TestSupport",
+                "visionpool", "InferenceServer", "ModelRegistry", "Classification", "WorkerPool", "CLinuxShims", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

@@ -125,8 +125,8 @@ def checks(client, target, http, model):
             channel.close()
 
     def triton_only_call():
-        message = expect_status(lambda: client.get_inference_statistics(model), "UNIMPLEMENTED")
-        assert "ModelStatistics" in message, message
+        message = expect_status(lambda: client.get_system_shared_memory_status(), "UNIMPLEMENTED")
+        assert "SystemSharedMemoryStatus" in message, message
 
     def still_live():
         assert client.is_server_live() and client.is_server_ready()

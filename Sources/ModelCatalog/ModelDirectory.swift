@@ -19,28 +19,50 @@ public struct ModelDirectory: Sendable {
         self.directory = directory.standardizedFileURL
     }
 
+    /// A model repository's serving configuration in a model's folder (Triton's `config.pbtxt`):
+    /// not a manifest, though it is JSON.
+    public static let configFileName = "config.json"
+
     /// Reads the folder: one manifest if there is one (its files resolved in the folder),
-    /// else one `.onnx` file in the folder or in its highest numbered version folder.
-    public func contents() throws(ModelCatalogError) -> Contents {
+    /// else one `.onnx` file in `version`'s numbered folder, or in the folder itself or its
+    /// highest numbered version folder when no version is named.
+    public func contents(version: Int? = nil) throws(ModelCatalogError) -> Contents {
         let names = try listing(directory)
-        let manifests = names.filter { $0.hasSuffix(".json") }.sorted()
+        let manifests = names.filter { $0.hasSuffix(".json") && $0 != Self.configFileName }.sorted()
         if manifests.count > 1 {
             throw .modelDirectoryAmbiguous(directory: directory.path, found: manifests)
         }
-        if let manifest = manifests.first {
+        if version == nil, let manifest = manifests.first {
             let entry = try CatalogEntry(manifestURL: directory.appendingPathComponent(manifest))
             _ = try entry.installedModelURL()
             return .manifest(entry)
         }
-        var folder = directory, models = names.filter { $0.hasSuffix(".onnx") }
-        if models.isEmpty, let version = names.compactMap(Int.init).filter({ $0 >= 0 }).max() {
+        var folder = directory, models = version == nil ? names.filter { $0.hasSuffix(".onnx") } : []
+        if models.isEmpty, let version = version ?? versions(in: names).max() {
             folder = directory.appendingPathComponent(String(version))
             models = try listing(folder).filter { $0.hasSuffix(".onnx") }
         }
-        guard let model = models.first else { throw .modelDirectoryEmpty(directory: directory.path) }
+        guard let model = models.first else { throw .modelDirectoryEmpty(directory: folder.path) }
         guard models.count == 1 else { throw .modelDirectoryAmbiguous(directory: folder.path, found: models.sorted()) }
         let labels = [folder, directory].map { $0.appendingPathComponent("labels.txt") }.first { FileManager.default.fileExists(atPath: $0.path) }
         return .model(file: folder.appendingPathComponent(model), labels: labels)
+    }
+
+    /// The numbered version folders (`1/`, `2/`, …), lowest first; empty when the model file
+    /// lies in the folder itself.
+    public func versions() throws(ModelCatalogError) -> [Int] {
+        versions(in: try listing(directory)).sorted()
+    }
+
+    /// The manifest in the folder, if it has one (`*.json` other than the configuration).
+    public func manifestEntry() throws(ModelCatalogError) -> CatalogEntry? {
+        let manifests = try listing(directory).filter { $0.hasSuffix(".json") && $0 != Self.configFileName }.sorted()
+        guard manifests.count <= 1 else { throw .modelDirectoryAmbiguous(directory: directory.path, found: manifests) }
+        return try manifests.first.map { name throws(ModelCatalogError) in try CatalogEntry(manifestURL: directory.appendingPathComponent(name)) }
+    }
+
+    private func versions(in names: [String]) -> [Int] {
+        names.compactMap(Int.init).filter { $0 >= 1 && (try? listing(directory.appendingPathComponent(String($0))))?.contains { $0.hasSuffix(".onnx") } == true }
     }
 
     /// An entry for `manifest` describing files in this folder (its paths relative to it).

@@ -31,6 +31,10 @@ public struct PoolConfiguration: Sendable {
     public var lockSlots = false
     /// Workers count the kernels their engine runs and report them (`PoolStatus.Worker.engine`).
     public var countKernels = false
+    /// The CPUs of each worker, decided by the caller (a server of several models divides the
+    /// machine between their pools); nil: the pool places its workers on the CPUs this process
+    /// may use (`CPUPlacement`).
+    public var cpuSets: [[Int]]?
     /// Batches a worker holds at once (nil: `depthPerWorker`). 1 binds a batch to a worker only
     /// when it is free, so none waits behind a busy worker while another idles; 2 queues one
     /// behind the running one, so a worker never waits on the front's wake-up chain. At 70 %

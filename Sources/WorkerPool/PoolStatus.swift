@@ -74,6 +74,14 @@ public struct PoolStatus: Sendable {
     /// Workers replaced after a crash.
     public var restarts: Int
     public var queuedBatches: Int
+    /// Batches run so far, by size.
+    public var executions: [Int: Executions] = [:]
+
+    /// How many batches of one size ran, and the engine's time for them.
+    public struct Executions: Sendable, Equatable {
+        public var count = 0
+        public var inferenceNanoseconds: UInt64 = 0
+    }
 
     /// The precisions the ready workers run at, e.g. "int8+bf16"; "?" before any is ready.
     public var precision: String {

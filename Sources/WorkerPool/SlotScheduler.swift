@@ -237,6 +237,8 @@ public struct SlotScheduler: Sendable {
     private var crashes: [Int]
     private var nextSequence: UInt64 = 1
     public private(set) var restarts = 0
+    /// Batches run by size: how many, and the engine's nanoseconds for them (Triton's batch statistics).
+    public private(set) var executions: [Int: PoolStatus.Executions] = [:]
     private var lastCrash = ""
     private var noReadyWorkerSince: Nanoseconds?
     private var stopsSentAt: Nanoseconds?
@@ -420,6 +422,10 @@ public struct SlotScheduler: Sendable {
         workers[pid]!.running.removeAll { $0 == slot }
         workers[pid]!.served += 1
         workers[pid]!.busySince = workers[pid]!.running.isEmpty ? nil : now
+        if case .success(let reply) = result {
+            executions[batch.places.count, default: .init()].count += 1
+            executions[batch.places.count, default: .init()].inferenceNanoseconds += reply.inferenceNanoseconds
+        }
         if batch.phase == .running(worker: pid) {
             finish(slot, result.map { reply in
                 BatchReport(

@@ -54,12 +54,19 @@ public final class WorkerPool: @unchecked Sendable {
         guard (1...PoolConfiguration.maxBatchLimit).contains(configuration.maxBatch) else {
             throw PoolError.invalidConfiguration("the batch size must be between 1 and \(PoolConfiguration.maxBatchLimit)")
         }
-        let budget = CPUBudget.current()
-        let (workerCPUs, frontCPUs) = try CPUPlacement.split(budget.mask, frontCPUs: configuration.frontCPUs)
-        cpuSets = try CPUPlacement.plan(
-            workers: configuration.workers, threads: configuration.threadsPerWorker, available: workerCPUs,
-            oversubscribe: configuration.oversubscribe, quotaBound: budget.isQuotaBound)
-        frontCPUSet = frontCPUs
+        if let planned = configuration.cpuSets {
+            guard planned.count == configuration.workers, planned.allSatisfy({ !$0.isEmpty }) else {
+                throw PoolError.invalidConfiguration("\(planned.count) CPU sets were planned for \(configuration.workers) workers")
+            }
+            (cpuSets, frontCPUSet) = (planned, [])
+        } else {
+            let budget = CPUBudget.current()
+            let (workerCPUs, frontCPUs) = try CPUPlacement.split(budget.mask, frontCPUs: configuration.frontCPUs)
+            cpuSets = try CPUPlacement.plan(
+                workers: configuration.workers, threads: configuration.threadsPerWorker, available: workerCPUs,
+                oversubscribe: configuration.oversubscribe, quotaBound: budget.isQuotaBound)
+            frontCPUSet = frontCPUs
+        }
         self.configuration = configuration
         arena = try SharedArena(
             layout: SharedArena.Layout(
@@ -149,7 +156,7 @@ public final class WorkerPool: @unchecked Sendable {
                         pid: $0.pid, seat: $0.seat, cpus: cpuSets[$0.seat], ready: $0.phase == .ready, engine: $0.engine, batchesServed: $0.served,
                         busy: $0.busySince != nil)
                 },
-                canServe: scheduler.canServe, restarts: scheduler.restarts, queuedBatches: scheduler.queuedBatches)
+                canServe: scheduler.canServe, restarts: scheduler.restarts, queuedBatches: scheduler.queuedBatches, executions: scheduler.executions)
         }
     }
 

@@ -3,6 +3,7 @@ import Classification
 import Foundation
 import InferenceEngines
 import ModelCatalog
+import ModelRegistry
 import Logging
 import WorkerPool
 
@@ -250,33 +251,6 @@ struct Models: ParsableCommand {
             process.waitUntilExit()
             guard process.terminationStatus == 0 else { throw ExitCode(process.terminationStatus) }
         }
-    }
-}
-
-extension ModelManifest {
-    /// The manifest of an ONNX image classifier, its input and output read from the file
-    /// (`ModelSignature`): the crop is the input's size and the short side is resized to
-    /// `resize`, else to the crop × 8/7 as torchvision's evaluation does.
-    static func classifier(
-        in file: URL, name: String, preprocessing: Preprocessing, resize: Int? = nil, scores: Output.Kind = .logits,
-        description: String, provenance: String, licence: String, labels: String?
-    ) throws -> ModelManifest {
-        let signature = try ModelSignature(file: file)
-        let input = signature.inputShape, output = signature.outputShape
-        guard input.count == 4, input[1] == 3, input[2] > 0, input[3] > 0 else {
-            throw CommandFailure("\(file.path): the input \(signature.inputName) has shape \(input); an image classifier takes [batch, 3, height, width]")
-        }
-        guard output.count == 2, output[1] > 0 else {
-            throw CommandFailure("\(file.path): the output \(signature.outputName) has shape \(output); a classifier gives [batch, classes]")
-        }
-        var preprocessing = preprocessing
-        preprocessing.crop = [input[2], input[3]]
-        preprocessing.resizeShortSide = resize ?? (max(input[2], input[3]) * 8 + 6) / 7
-        return ModelManifest(
-            name: name, description: description, file: file.lastPathComponent, weights: .pretrained, provenance: provenance, licence: licence,
-            input: .init(name: signature.inputName, shape: Array(input.dropFirst())),
-            output: .init(name: signature.outputName, kind: scores, classes: output[1]),
-            preprocessing: preprocessing, labels: labels)
     }
 }
 

@@ -5,16 +5,22 @@ import Foundation
 import InferenceServer
 import Logging
 import ModelCatalog
+import ModelRegistry
 import SystemSupport
 import WorkerPool
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Serve a model over a Unix-domain socket (and optionally loopback TCP) with the KServe v2 protocol.",
+        abstract: "Serve models over a Unix-domain socket (and optionally TCP and gRPC) with the KServe v2 protocol.",
         discussion: """
-            Endpoints: GET /v2/health/live, /v2/health/ready, /v2, /v2/models/NAME, /v2/models/NAME/ready; \
-            POST /v2/models/NAME/infer (FP32 tensors as JSON or binary data, or encoded images as BYTES; \
-            the classification extension); POST /v1/classify with an image as the body. Example:
+            Models: one catalog model (--model, default efficientnet-lite0), several (--model A --model B), one model's \
+            own folder (--model-dir), or every model folder of a repository (--model-repository), each on a pool of its own, \
+            the CPUs divided between them (docs/models-repository.md).
+            Endpoints: GET /v2/health/live, /v2/health/ready, /v2, /v2/models, /v2/models/NAME[/versions/V], \
+            /v2/models/NAME/ready, /v2/models/NAME/config, /v2/models/NAME/stats; POST /v2/models/NAME/infer (FP32 \
+            tensors as JSON or binary data, or encoded images as BYTES; the classification extension); POST \
+            /v2/repository/index, /v2/repository/models/NAME/load and /unload; POST /v1/models/NAME/classify (or \
+            /v1/classify for the only model) with an image as the body. Example:
               curl --unix-socket SOCKET --data-binary @cat.jpg http://localhost/v1/classify
             The first SIGTERM or SIGINT stops gracefully: readiness fails at once, the listeners stop \
             accepting, in-flight requests finish, the workers stop and the socket is removed (exit status 0). \
@@ -27,7 +33,7 @@ struct Serve: AsyncParsableCommand {
             """
     )
 
-    @OptionGroup var selection: ModelSelection
+    @OptionGroup(title: "Models") var served: ServedModels
     @OptionGroup var engine: EngineSelection
     @OptionGroup(title: "Worker pool") var pool: PoolSelection
 
@@ -177,14 +183,31 @@ struct Serve: AsyncParsableCommand {
         raiseDescriptorLimit(logger: logger)
         returnLargeBuffersWhenFreed(logger: logger)
         logger.info("CPUs: \(CPUBudget.current())")
-        let entry = try selection.entry()
-        warnIfSynthetic(entry.manifest) { logger.warning("\($0)") }
-        var poolConfiguration = try pool.configuration(entry: entry, engine: engine)
-        poolConfiguration.maxWaitingRequests = maxQueue
-        poolConfiguration.workerTimeout = workerTimeout.map(Duration.seconds(_:))
-        poolConfiguration.livenessTimeout = .seconds(livenessTimeout)
-        poolConfiguration.logger = logger
-        let classifier = try PoolClassifier(unstarted: entry, configuration: poolConfiguration, maxPixels: maxPixels)
+        let source = try served.source()
+        if case .entries(let entries) = source { for served in entries { warnIfSynthetic(served.entry.manifest) { logger.warning("\($0)") } } }
+        let (options, devices) = try engine.resolved()
+        // One model sized as one pool always was; several divide the CPUs (ModelRegistry).
+        let single: Bool = { if case .entries(let entries) = source { entries.count == 1 } else { false } }()
+        let shape = pool.shape(threads: engine.threads, gpus: options.device.isGPU ? devices.count : 0)
+        let (pool, maxQueue, workerTimeout, livenessTimeout) = (self.pool, self.maxQueue, self.workerTimeout, self.livenessTimeout)
+        var settings = ModelRegistry.Settings(
+            engine: options, workers: single ? shape.workers : pool.workers, threads: single || engine.threads > 0 ? shape.threads : nil,
+            maxBatch: pool.batch(on: options.device), batchDelay: .microseconds(Int64(pool.batchDelay * 1000)), maxPixels: maxPixels,
+            drainTimeout: .seconds(gracefulTimeout)
+        ) { configuration in
+            if configuration.engine.device == options.device { configuration.devices = devices }
+            configuration.maxRequestsPerWorker = pool.maxRequestsPerWorker
+            configuration.oversubscribe = pool.oversubscribe
+            configuration.lockSlots = pool.lockSlots
+            configuration.workerQueueDepth = pool.workerQueueDepth
+            configuration.frontCPUs = single ? pool.frontCPUs : 0
+            configuration.maxWaitingRequests = maxQueue
+            configuration.workerTimeout = workerTimeout.map(Duration.seconds(_:))
+            configuration.livenessTimeout = .seconds(livenessTimeout)
+            configuration.logger = logger
+        }
+        if served.modelControl == .explicit { settings.startupModels = served.loadModels.contains("*") ? nil : served.loadModels }
+        let registry = ModelRegistry(source: source, control: served.modelControl, settings: settings, logger: logger)
         let address = try httpPort.map { (host: "0.0.0.0", port: $0) } ?? tcp.map { try tcpAddress($0, option: "--tcp") }
         var configuration = ServerConfiguration(
             socketPath: socket ?? ServerConfiguration.defaultSocketPath(), socketMode: mode_t(socketMode, radix: 8)!,
@@ -195,13 +218,14 @@ struct Serve: AsyncParsableCommand {
         configuration.allowSharedDirectory = allowSharedSocketDir
         configuration.gracefulTimeout = .seconds(gracefulTimeout)
         configuration.shutdownDelay = .seconds(shutdownDelay)
+        configuration.repositoryPollInterval = served.modelControl == .poll ? .milliseconds(Int64(served.repositoryPollSecs * 1000)) : nil
         configuration.grpc = try [grpcSocket.map { GRPCAddress.unixDomainSocket(path: $0) }, grpc.map { text in
             let (host, port) = try tcpAddress(text, option: "--grpc")
             return GRPCAddress.tcp(host: host, port: port)
         }].compactMap { $0 }
         configuration.maxInflightBytes = maxInflightBytes
         do {
-            try await InferenceServer.run(service: ModelService(entry: entry, classifier: classifier), configuration: configuration, logger: logger)
+            try await InferenceServer.run(registry: registry, configuration: configuration, logger: logger)
         } catch let error as ServerStopError {
             logger.warning("\(error)")
             throw ExitCode(1)
@@ -225,5 +249,78 @@ struct Serve: AsyncParsableCommand {
     /// 0.5 ms of the front's 3 ms (EfficientNet-Lite0 through the socket, 7–11 % more images/s).
     private func returnLargeBuffersWhenFreed(logger: Logger) {
         if CLinuxShims_set_malloc_thresholds(1 << 20, 8 << 20) != 1 { logger.warning("cannot set malloc's mmap and trim thresholds") }
+    }
+}
+
+extension ModelControl: ExpressibleByArgument {}
+
+/// Which models `serve` serves, and how they are loaded and unloaded.
+struct ServedModels: ParsableArguments {
+    @Option(name: .customLong("model"), help: ArgumentHelp(
+        "A catalog model to serve; repeat it to serve several, each on its own pool (default: \(ModelCatalog.defaultModelName)).",
+        discussion: "With --model-dir, the one name to serve that folder's model under.", valueName: "name"))
+    var models: [String] = []
+
+    @Option(help: ArgumentHelp("The model catalog folder.", discussion: "Defaults to $VISIONPOOL_MODELS, else the first Models/ folder holding manifests beside the binary or above it."))
+    var modelsDir: String?
+
+    @Option(help: ArgumentHelp(
+        "Serve the one model in this folder instead of a catalog's (e.g. KServe's /mnt/models; read-only is fine).",
+        discussion: """
+            An ONNX image classifier, or numbered version folders holding one (the highest is served, under its number), \
+            optionally labels.txt and a visionpool manifest (*.json). Nothing is written there.
+            """),
+        completion: .directory)
+    var modelDir: String?
+
+    @Option(help: ArgumentHelp(
+        "Serve every model folder in this repository, each on its own pool (Triton's and OpenVINO Model Server's layout).",
+        discussion: """
+            A model's folder name is its name; it holds an ONNX file or numbered version folders, optionally labels.txt, a \
+            manifest, and config.json with its pool shape and version policy (docs/models-repository.md).
+            """),
+        completion: .directory)
+    var modelRepository: String?
+
+    @Option(help: ArgumentHelp(
+        "none: every model loads at start and stays; explicit: load and unload through the repository API; poll: also watch the repository for new models and versions.",
+        discussion: "With explicit, only the models named by --load-model load at start, as in Triton."))
+    var modelControl: ModelControl = .none
+
+    @Option(name: .customLong("load-model"), help: ArgumentHelp("With --model-control explicit, a model to load at start; * for every one.", valueName: "name"))
+    var loadModels: [String] = []
+
+    @Option(help: "With --model-control poll, seconds between two reads of the repository.")
+    var repositoryPollSecs: Double = 5
+
+    func validate() throws {
+        for model in models where !ModelCatalog.isValidName(model) {
+            throw ValidationError("--model \(model): names are lower-case letters, digits, '.', '_' and '-'")
+        }
+        if [modelDir, modelsDir, modelRepository].compactMap({ $0 }).count > 1 {
+            throw ValidationError("--model-dir, --models-dir and --model-repository exclude each other: each says where the models come from")
+        }
+        if modelDir != nil, models.count > 1 { throw ValidationError("--model-dir serves one model: name it with one --model") }
+        if modelRepository != nil, !models.isEmpty {
+            throw ValidationError("--model names catalog models; a repository serves its folders (with --model-control explicit, --load-model chooses)")
+        }
+        if modelRepository == nil, modelControl != .none { throw ValidationError("--model-control \(modelControl.rawValue) needs --model-repository") }
+        if !loadModels.isEmpty, modelControl != .explicit { throw ValidationError("--load-model is for --model-control explicit") }
+        guard (0.1...3600).contains(repositoryPollSecs) else { throw ValidationError("--repository-poll-secs takes seconds from 0.1 to 3600") }
+        if Set(models).count != models.count { throw ValidationError("--model names each model once") }
+    }
+
+    /// Where the registry's models come from.
+    func source() throws -> ModelRegistry.Source {
+        if let modelRepository {
+            let repository = ModelRepository(directory: URL(fileURLWithPath: modelRepository, isDirectory: true))
+            _ = try repository.modelNames()
+            return .repository(repository)
+        }
+        if let modelDir {
+            return .entries([try ModelDirectory(directory: URL(fileURLWithPath: modelDir, isDirectory: true)).servedEntry(name: models.first)])
+        }
+        let catalog = ModelSelection.catalog(at: modelsDir)
+        return .entries(try (models.isEmpty ? [ModelCatalog.defaultModelName] : models).map { ServedEntry(entry: try catalog.entry(named: $0), version: "1") })
     }
 }

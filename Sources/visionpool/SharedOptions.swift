@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import InferenceEngines
 import ModelCatalog
+import ModelRegistry
 import Classification
 import WorkerPool
 
@@ -10,10 +11,10 @@ extension EngineKind: ExpressibleByArgument {}
 extension Precision: ExpressibleByArgument {}
 extension ModelManifest.Output.Kind: ExpressibleByArgument {}
 
-/// Which catalog, and which model in it; or one model's own folder.
+/// Which catalog, and which model in it; or one model's own folder; or one model of a repository.
 struct ModelSelection: ParsableArguments {
     @Option(help: ArgumentHelp(
-        "The model to run (see `visionpool models`); with --model-dir, the name to serve it under.",
+        "The model to run (see `visionpool models`); with --model-dir, the name to serve it under; with --model-repository, its folder.",
         discussion: "Default: \(ModelCatalog.defaultModelName); with --model-dir, its manifest's name, else the ONNX file's."))
     var model: String?
 
@@ -23,19 +24,28 @@ struct ModelSelection: ParsableArguments {
     @Option(help: ArgumentHelp(
         "Run the one model in this folder instead of a catalog's (e.g. KServe's /mnt/models; read-only is fine).",
         discussion: """
-            The folder holds an ONNX image classifier (or a numbered version folder holding one, as OpenVINO Model Server \
-            lays them out), optionally labels.txt (one class per line) and a visionpool manifest (*.json, as `visionpool models` \
-            writes them) for other preprocessing; without a manifest the input size is read from the file and ImageNet's \
-            preprocessing applies. Nothing is written there: compiled models are cached in --cache-dir.
+            The folder holds an ONNX image classifier (or numbered version folders holding one, as OpenVINO Model Server \
+            lays them out: the highest is used), optionally labels.txt (one class per line) and a visionpool manifest \
+            (*.json, as `visionpool models` writes them) for other preprocessing; without a manifest the input size is read \
+            from the file and ImageNet's preprocessing applies. Nothing is written there: compiled models are cached in --cache-dir.
             """),
         completion: .directory)
     var modelDir: String?
+
+    @Option(help: ArgumentHelp(
+        "Run --model from this model repository (a folder of model folders, as `serve --model-repository` reads it).",
+        discussion: "The model's version is the newest its config.json's version policy chooses."),
+        completion: .directory)
+    var modelRepository: String?
 
     func validate() throws {
         if let model, !ModelCatalog.isValidName(model) {
             throw ValidationError("--model \(model): names are lower-case letters, digits, '.', '_' and '-'")
         }
-        if modelDir != nil, modelsDir != nil { throw ValidationError("--model-dir and --models-dir exclude each other: one names a model's folder, the other a catalog") }
+        if [modelDir, modelsDir, modelRepository].compactMap({ $0 }).count > 1 {
+            throw ValidationError("--model-dir, --models-dir and --model-repository exclude each other: each says where the model comes from")
+        }
+        if modelRepository != nil, model == nil { throw ValidationError("--model-repository needs --model NAME, the model's folder in it") }
     }
 
     /// The model's name as requests address it.
@@ -47,28 +57,20 @@ struct ModelSelection: ParsableArguments {
         ModelCatalog(directory: modelsDir.map { URL(fileURLWithPath: $0, isDirectory: true) } ?? ModelCatalog.defaultDirectory())
     }
 
-    /// The selected model: from --model-dir's folder, or by name from the catalog.
-    func entry() throws -> CatalogEntry {
-        guard let modelDir else { return try catalog.entry(named: modelName) }
-        let folder = ModelDirectory(directory: URL(fileURLWithPath: modelDir, isDirectory: true))
-        var manifest: ModelManifest
-        switch try folder.contents() {
-        case .manifest(let entry):
-            manifest = entry.manifest
-            manifest.file = entry.modelURL.path
-            manifest.labels = entry.labelsURL?.path
-        case .model(let file, let labels):
-            manifest = try ModelManifest.classifier(
-                in: file, name: file.deletingPathExtension().lastPathComponent.lowercased(), preprocessing: .imagenet,
-                description: "\(file.lastPathComponent) from \(folder.directory.path)", provenance: "served from \(folder.directory.path)",
-                licence: "unknown", labels: labels?.path)
-            manifest.file = file.path
+    /// The selected model: from --model-dir's folder, from the repository, or by name from the catalog.
+    func entry() throws -> CatalogEntry { try servedEntry().entry }
+
+    /// The selected model and the version it serves as.
+    func servedEntry() throws -> ServedEntry {
+        if let modelRepository {
+            let repository = ModelRepository(directory: URL(fileURLWithPath: modelRepository, isDirectory: true))
+            let policy = try repository.config(modelName).versionPolicy
+            return try repository.folder(modelName).servedEntry(name: modelName, version: try repository.versionsToServe(modelName, policy: policy).first ?? nil)
         }
-        if let model { manifest.name = model }
-        guard ModelCatalog.isValidName(manifest.name) else {
-            throw ValidationError("cannot serve \(folder.directory.path) as \"\(manifest.name)\": pass --model NAME (lower-case letters, digits, '.', '_', '-')")
+        if let modelDir {
+            return try ModelDirectory(directory: URL(fileURLWithPath: modelDir, isDirectory: true)).servedEntry(name: model)
         }
-        return try folder.entry(for: manifest)
+        return ServedEntry(entry: try catalog.entry(named: modelName), version: "1")
     }
 }
 

@@ -5,6 +5,9 @@ import Hummingbird
 import HummingbirdTesting
 import InferenceEngines
 import InferenceServer
+import Logging
+import ModelCatalog
+import ModelRegistry
 import NIOCore
 import TestSupport
 import Testing
@@ -16,21 +19,26 @@ import WorkerPool
     /// A router over a fresh one-worker pool of `model`, handed to `body`, then stopped, with
     /// the server's default 30 s request deadline.
     func withRoutes(model name: String = "tiny", engine: EngineKind = .openvino, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-        let entry = try Fixtures.catalog.entry(named: name)
-        var configuration = try PoolConfiguration(entry: entry, engine: EngineOptions(kind: engine, precision: .f32), workers: 1, threadsPerWorker: 1)
-        configuration.workerExecutable = TestPaths.workerExecutable
-        let classifier = try await PoolClassifier(entry: entry, configuration: configuration)
-        let model = ModelService(entry: entry, classifier: classifier)
+        var quiet = Logger(label: "routes")
+        quiet.logLevel = .error
+        let logger = quiet
+        let settings = ModelRegistry.Settings(engine: EngineOptions(kind: engine, precision: .f32), workers: 1, threads: 1, maxPixels: 1 << 27) {
+            $0.workerExecutable = TestPaths.workerExecutable
+            $0.logger = logger
+        }
+        let registry = ModelRegistry(
+            source: .entries([ServedEntry(entry: try Fixtures.catalog.entry(named: name), version: "1")]), control: .none, settings: settings, logger: logger)
+        await registry.loadAtStart()
         let router = makeRouter(
-            model: model, settings: RouteSettings(maxBodyBytes: 16 << 20, memory: MemoryBudget(limit: 512 << 20), requestTimeout: .seconds(30)),
-            metrics: ServerMetrics(model: name))
+            registry: registry, settings: RouteSettings(maxBodyBytes: 16 << 20, memory: MemoryBudget(limit: 512 << 20), requestTimeout: .seconds(30)),
+            metrics: ServerMetrics())
         do {
             try await Application(router: router).test(.router) { client in try await body(client) }
         } catch {
-            await classifier.shutdown()
+            await registry.stopAll(gracePeriod: .seconds(10))
             throw error
         }
-        await classifier.shutdown()
+        await registry.stopAll(gracePeriod: .seconds(10))
     }
 
     @Test("health and metadata", arguments: [EngineKind.openvino, .onnxruntime])
@@ -116,17 +124,18 @@ import WorkerPool
             }
             let metrics = String(buffer: try await client.execute(uri: "/metrics", method: .get).body)
             for line in [
-                #"visionpool_requests_total{model="efficientnet-lite0",outcome="200",protocol="http"} 2"#,
-                #"visionpool_requests_total{model="efficientnet-lite0",outcome="413",protocol="http"} 1"#,
-                #"visionpool_requests_total{model="efficientnet-lite0",outcome="400",protocol="http"} 1"#,
-                #"visionpool_pool_healthy{model="efficientnet-lite0"} 1.0"#,
-                #"visionpool_workers_ready{model="efficientnet-lite0"} 1.0"#,
-                #"visionpool_stage_seconds_count{model="efficientnet-lite0",stage="inference"} 2"#,
-                #"visionpool_stage_seconds_count{model="efficientnet-lite0",stage="decode"} 2"#,
-                #"visionpool_stage_seconds_count{model="efficientnet-lite0",stage="receive"} 2"#,
-                #"visionpool_stage_seconds_count{model="efficientnet-lite0",stage="parse"} 1"#,
-                #"visionpool_stage_seconds_count{model="efficientnet-lite0",stage="respond"} 2"#,
-                #"visionpool_inflight_bytes{model="efficientnet-lite0"} 0.0"#,
+                #"visionpool_requests_total{model="efficientnet-lite0",version="1",outcome="200",protocol="http"} 2"#,
+                #"visionpool_requests_total{model="efficientnet-lite0",version="1",outcome="413",protocol="http"} 1"#,
+                #"visionpool_requests_total{model="efficientnet-lite0",version="1",outcome="400",protocol="http"} 1"#,
+                #"visionpool_pool_healthy{model="efficientnet-lite0",version="1"} 1.0"#,
+                #"visionpool_workers_ready{model="efficientnet-lite0",version="1"} 1.0"#,
+                #"visionpool_stage_seconds_count{model="efficientnet-lite0",version="1",stage="inference"} 2"#,
+                #"visionpool_stage_seconds_count{model="efficientnet-lite0",version="1",stage="decode"} 2"#,
+                #"visionpool_stage_seconds_count{model="efficientnet-lite0",version="1",stage="receive"} 2"#,
+                #"visionpool_stage_seconds_count{model="efficientnet-lite0",version="1",stage="parse"} 1"#,
+                #"visionpool_stage_seconds_count{model="efficientnet-lite0",version="1",stage="respond"} 2"#,
+                #"visionpool_inflight_bytes 0.0"#,
+                #"visionpool_model_inflight_bytes{model="efficientnet-lite0"} 0.0"#,
             ] {
                 #expect(metrics.contains(line), "\(line)")
             }

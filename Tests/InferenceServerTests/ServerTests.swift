@@ -255,6 +255,19 @@ let sampleCount = 3 * 224 * 224
         try Self.expect("tools/triton_grpc_conformance.py", passes: 20)
     }
 
+    /// A repository of three models through tritonclient's HTTP and gRPC clients: the index,
+    /// every model's answer and version, the model configuration, statistics that count the
+    /// requests sent, unload and load.
+    @Test func tritonsClientsDriveTheModelRepository() throws {
+        try Self.expect("tools/repository_conformance.py", passes: 5)
+    }
+
+    /// KServe's own SDK, REST and gRPC: health (its REST client parses the bodies), FP32
+    /// tensors and BYTES images.
+    @Test func kservesOwnSDKUnderstandsTheServer() throws {
+        try Self.expect("tools/kserve_conformance.py", passes: 6)
+    }
+
     /// Runs one of the conformance scripts against the built binary: every check must pass.
     static func expect(_ script: String, passes: Int) throws {
         let process = Process()

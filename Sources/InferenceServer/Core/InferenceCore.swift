@@ -2,22 +2,61 @@ import Classification
 import Foundation
 import ImagePipeline
 import Logging
+import ModelRegistry
 import NIOCore
 import Synchronization
 import WorkerPool
 
-/// The one inference path both protocols adapt: readiness, the deadline, the
-/// memory a request holds, its samples' scores from the pool, the reply before any wire format,
-/// and what went wrong as a `ServerError`. HTTP (`InferRoutes`, `ClassifyRoute`) and gRPC
-/// (`GRPCInferenceService`) only read their wire formats into an `InferenceRequest`, write the
-/// `InferenceReply` back, and map `ServerError`s to their statuses.
-struct InferenceCore<Model: ServedModel>: Sendable {
-    let model: Model
+/// The one inference path both protocols adapt: the model a request names, readiness, the
+/// deadline, the memory a request holds, its samples' scores from the model's pool, the reply
+/// before any wire format, and what went wrong as a `ServerError`. HTTP (`InferRoutes`,
+/// `ClassifyRoute`) and gRPC (`GRPCInferenceService`) only read their wire formats into an
+/// `InferenceRequest`, write the `InferenceReply` back, and map `ServerError`s to their statuses.
+struct InferenceCore: Sendable {
+    let registry: ModelRegistry
     let settings: RouteSettings
     let metrics: ServerMetrics
 
+    /// The model a request names, at `version` or its highest ready one: 404 for a model or
+    /// version the server does not have (or has unloaded), 503 while it loads or unloads.
+    func model(_ name: String, version: String? = nil) throws(ServerError) -> LoadedModel {
+        switch registry.lookup(name, version: version) {
+        case .served(let model):
+            return model
+        case .notServing(let state, let reason):
+            guard state == .unavailable else {
+                var error = ServerError(.serviceUnavailable, "model \(name) is \(state.rawValue.lowercased()): \(reason)")
+                error.headers[.retryAfter] = "1"
+                throw error
+            }
+            throw ServerError(.notFound, "model \(name)\(version.flatMap { $0.isEmpty ? nil : " version \($0)" } ?? "") is not available: \(reason)")
+        case .unknown:
+            let served = registry.loaded.map(\.name)
+            guard served.contains(name), let version else {
+                throw ServerError(.notFound, "unknown model \"\(name)\"; this server serves \(served.isEmpty ? "none" : Set(served).sorted().joined(separator: ", "))")
+            }
+            let versions = registry.loaded.filter { $0.name == name }.map(\.version)
+            throw ServerError(.notFound, "model \(name) has no version \"\(version)\"; it serves version \(versions.joined(separator: ", "))")
+        }
+    }
+
+    /// The model `/v1/classify` means: the only one served, else the first one named at start.
+    func defaultModel() throws(ServerError) -> LoadedModel {
+        let names = Set(registry.loaded.map(\.name))
+        if names.count == 1 { return try model(names.first!) }
+        if case .entries(let entries) = registry.source, let first = entries.first { return try model(first.entry.manifest.name) }
+        throw .badRequest("this server serves \(names.sorted().joined(separator: ", ")): name one, POST /v1/models/NAME/classify")
+    }
+
+    /// The name requests are counted under: the model's, once the registry knows it (an
+    /// unknown name would let any client make new metric series).
+    func metricsLabel(_ name: String) -> String {
+        if case .unknown = registry.lookup(name) { return "" }
+        return name
+    }
+
     /// Inference waits for no warm-up: until a worker is ready, clients are told to come back.
-    func requireServing() throws(ServerError) {
+    func requireServing(_ model: LoadedModel) throws(ServerError) {
         guard model.acceptsInference else {
             var error = ServerError(.serviceUnavailable, "model \(model.name) is not ready: \(model.readinessProblem)")
             error.headers[.retryAfter] = "1"
@@ -25,9 +64,9 @@ struct InferenceCore<Model: ServedModel>: Sendable {
         }
     }
 
-    /// `bytes` of the memory budget for what a request carries.
-    func reserve(_ bytes: Int, for purpose: String) throws(ServerError) -> MemoryReservation {
-        try settings.memory.reserve(bytes, for: purpose)
+    /// `bytes` of the memory budget for what a request for `model` carries.
+    func reserve(_ bytes: Int, for purpose: String, model: LoadedModel) throws(ServerError) -> MemoryReservation {
+        try settings.memory.reserve(bytes, for: purpose, model: model.name)
     }
 
     /// The request's deadline: `Timeout-Ms` (HTTP's header), else the protocol's `timeout`
@@ -44,15 +83,16 @@ struct InferenceCore<Model: ServedModel>: Sendable {
         return min(.microseconds(parameter), limit)
     }
 
-    /// Answers `request` within `timeout`, or throws why not. `held` is the request's memory
-    /// reservation, the core's from here: released when the work that uses the memory ends,
-    /// not when the client stops waiting for it (a 504, a hang-up). `onAbandon` is given the
-    /// function to call when the client gives up, with the error to count the request under.
+    /// Answers `request` on `model` within `timeout`, or throws why not. `held` is the
+    /// request's memory reservation, the core's from here: released when the work that uses the
+    /// memory ends, not when the client stops waiting for it (a 504, a hang-up). `onAbandon` is
+    /// given the function to call when the client gives up, with the error to count it under.
     func infer(
-        _ request: InferenceRequest, held: MemoryReservation, within timeout: Duration, on eventLoop: any EventLoop, logger: Logger,
-        onAbandon: (@escaping @Sendable (ServerError) -> Void) -> Void
+        _ request: InferenceRequest, on model: LoadedModel, held: MemoryReservation, within timeout: Duration, on eventLoop: any EventLoop,
+        logger: Logger, onAbandon: (@escaping @Sendable (ServerError) -> Void) -> Void
     ) async throws(ServerError) -> InferenceReply {
-        let (scores, stages) = try await scores(for: request.samples, held: held, within: timeout, on: eventLoop, logger: logger, onAbandon: onAbandon)
+        let (scores, stages) = try await scores(
+            for: request.samples, on: model, held: held, within: timeout, on: eventLoop, logger: logger, onAbandon: onAbandon)
         let batch = request.samples.count, classes = model.classes
         let outputs = request.outputs.map { output in
             guard let k = output.classification else {
@@ -67,8 +107,8 @@ struct InferenceCore<Model: ServedModel>: Sendable {
 
     /// Every sample's scores, row by row, and the stages they went through; `held` as in `infer`.
     func scores(
-        for samples: [ModelInput], held: MemoryReservation, within timeout: Duration, on eventLoop: any EventLoop, logger: Logger,
-        onAbandon: (@escaping @Sendable (ServerError) -> Void) -> Void
+        for samples: [ModelInput], on model: LoadedModel, held: MemoryReservation, within timeout: Duration, on eventLoop: any EventLoop,
+        logger: Logger, onAbandon: (@escaping @Sendable (ServerError) -> Void) -> Void
     ) async throws(ServerError) -> (scores: [Float], stages: StageTimes) {
         do {
             try held.grow(by: model.decodingBytes(samples), for: samples.count == 1 ? "decoding the sample" : "decoding \(samples.count) samples")
@@ -76,15 +116,21 @@ struct InferenceCore<Model: ServedModel>: Sendable {
             held.release()
             throw error
         }
-        let (model, metrics) = (self.model, self.metrics)
+        let batches = metrics.batchSizes(of: model)
         return try await run(within: timeout, holding: held, on: eventLoop, logger: logger, onAbandon: onAbandon) {
-            try await model.scores(for: samples, metrics: metrics)
+            try await model.scores(for: samples, onBatch: { batches.record($0) })
         }
     }
 
-    /// A request's stages go to the metrics once it is answered, over either protocol.
-    func record(_ stages: StageTimes) {
-        metrics.stages(stages)
+    /// A request answered over either protocol: its stages go to the metrics, and it counts in
+    /// the model's statistics.
+    func record(_ stages: StageTimes, samples: Int, seconds: Double, on model: LoadedModel) {
+        metrics.stages(stages, of: model)
+        let time = stages.seconds
+        model.statistics.succeeded(
+            samples: samples, seconds: seconds, queue: time[.queue] ?? 0,
+            input: (time[.receive] ?? 0) + (time[.parse] ?? 0) + (time[.decode] ?? 0) + (time[.preprocess] ?? 0),
+            inference: time[.inference] ?? 0, output: (time[.handoff] ?? 0) + (time[.respond] ?? 0))
     }
 }
 

@@ -62,15 +62,13 @@ struct GRPCListener: Service {
     }
 }
 
-/// The calls of Triton's `inference.GRPCInferenceService` beyond KServe's six (statistics,
-/// repository, shared memory, tracing, logging, model configuration, streaming): each
-/// answers UNIMPLEMENTED naming itself, where an unknown method would get gRPC's generic
-/// "isn't implemented".
+/// The calls of Triton's `inference.GRPCInferenceService` visionpool does not serve (shared
+/// memory, tracing, logging, streaming): each answers UNIMPLEMENTED naming itself, where an
+/// unknown method would get gRPC's generic "isn't implemented".
 struct TritonOnlyCalls: RegistrableRPCService {
     static let methods = [
-        "ModelStatistics", "RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload", "SystemSharedMemoryStatus",
-        "SystemSharedMemoryRegister", "SystemSharedMemoryUnregister", "CudaSharedMemoryStatus", "CudaSharedMemoryRegister",
-        "CudaSharedMemoryUnregister", "TraceSetting", "LogSettings", "ModelConfig", "ModelStreamInfer",
+        "SystemSharedMemoryStatus", "SystemSharedMemoryRegister", "SystemSharedMemoryUnregister", "CudaSharedMemoryStatus",
+        "CudaSharedMemoryRegister", "CudaSharedMemoryUnregister", "TraceSetting", "LogSettings", "ModelStreamInfer",
     ]
 
     func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
@@ -79,7 +77,9 @@ struct TritonOnlyCalls: RegistrableRPCService {
                 forMethod: MethodDescriptor(fullyQualifiedService: "inference.GRPCInferenceService", method: method),
                 deserializer: IgnoredMessage(), serializer: IgnoredMessage()
             ) { _, _ in
-                throw RPCError(code: .unimplemented, message: "inference.GRPCInferenceService/\(method) is a Triton call visionpool does not implement; it serves KServe's six: ServerLive, ServerReady, ModelReady, ServerMetadata, ModelMetadata, ModelInfer")
+                throw RPCError(
+                    code: .unimplemented,
+                    message: "inference.GRPCInferenceService/\(method) is a Triton call visionpool does not implement; it serves KServe's six calls and Triton's model configuration, statistics and repository")
             }
         }
     }

@@ -1,26 +1,23 @@
 import Classification
 import Hummingbird
 import Metrics
+import ModelRegistry
 import Prometheus
 import Synchronization
 import WorkerPool
 
-/// What the server counts and times, exported in Prometheus's text format at `/metrics`.
+/// What the server counts and times, per model and version, exported in Prometheus's text
+/// format at `/metrics`.
 public struct ServerMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     /// Every metric is made through this factory, not the process-wide one, so that each
     /// server (and each in-process test of the routes) has a registry of its own.
     private let factory: PrometheusMetricsFactory
-    let model: String
-    private let inFlight: Meter
-    /// Made once: looking a metric up in the registry takes a lock, and these are per request.
-    private let stageTimers: [String: Metrics.Timer]
-    private let batchSizes: Recorder
-    /// `visionpool_requests_total` by outcome and protocol, each made on its first request.
-    private let requestCounters = CounterTable()
+    /// Each model version's metrics and each request counter, made on first use and kept:
+    /// looking a metric up in the registry takes a lock, and these are per request.
+    private let made = MetricTable()
 
-    /// The metrics of a server of `model`, in a registry of their own.
-    public init(model: String) {
+    public init() {
         registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = [
@@ -30,12 +27,6 @@ public struct ServerMetrics: Sendable {
         ]
         factory.valueHistogramBuckets = ["visionpool_batch_size": [1, 2, 4, 8, 16]]
         self.factory = factory
-        self.model = model
-        inFlight = Meter(label: "visionpool_in_flight_requests", dimensions: [("model", model)], factory: factory)
-        stageTimers = Dictionary(uniqueKeysWithValues: (Stage.allCases.map(\.rawValue) + ["total"]).map {
-            ($0, Metrics.Timer(label: "visionpool_stage_seconds", dimensions: [("model", model), ("stage", $0)], factory: factory))
-        })
-        batchSizes = Recorder(label: "visionpool_batch_size", dimensions: [("model", model)], aggregate: true, factory: factory)
     }
 
     /// The protocol a request came in by.
@@ -43,60 +34,95 @@ public struct ServerMetrics: Sendable {
         case http, grpc
     }
 
-    /// One inference request over `wire` from its start to its end: the in-flight gauge while
-    /// it runs, then its outcome (the HTTP status `status` reads from the result, or the one a
-    /// `ServerError` carries; 500 for anything else) and how long it took.
-    func counting<Result>(_ wire: WireProtocol, status: (Result) -> Int, _ body: () async throws -> Result) async throws -> Result {
+    /// One model version's stage timers, batch sizes and in-flight gauge.
+    final class ModelSet: Sendable {
+        let stageTimers: [String: Metrics.Timer]
+        let batchSizes: Recorder
+        let inFlight: Meter
+
+        init(model: String, version: String, factory: PrometheusMetricsFactory) {
+            let labels = [("model", model), ("version", version)]
+            stageTimers = Dictionary(uniqueKeysWithValues: (Stage.allCases.map(\.rawValue) + ["total"]).map {
+                ($0, Metrics.Timer(label: "visionpool_stage_seconds", dimensions: labels + [("stage", $0)], factory: factory))
+            })
+            batchSizes = Recorder(label: "visionpool_batch_size", dimensions: labels, aggregate: true, factory: factory)
+            inFlight = Meter(label: "visionpool_in_flight_requests", dimensions: labels, factory: factory)
+        }
+    }
+
+    private func set(_ model: String, _ version: String) -> ModelSet {
+        made.sets.withLock { sets in
+            if let set = sets[model + "\u{0}" + version] { return set }
+            let set = ModelSet(model: model, version: version, factory: factory)
+            sets[model + "\u{0}" + version] = set
+            return set
+        }
+    }
+
+    /// One inference request of `model` (an empty name when the request named none the server
+    /// knows) over `wire`, from its start to its end: the in-flight gauge while it runs, then
+    /// its outcome (the HTTP status `status` reads from the result, or the one a `ServerError`
+    /// carries; 500 for anything else) and how long it took.
+    func counting<Result>(
+        _ wire: WireProtocol, model: String, version: String = "", status: (Result) -> Int, _ body: () async throws -> Result
+    ) async throws -> Result {
         let start = ContinuousClock.now
-        inFlight.increment()
-        defer { inFlight.decrement() }
+        let set = set(model, version)
+        set.inFlight.increment()
+        defer { set.inFlight.decrement() }
         do {
             let result = try await body()
-            request(status: status(result), seconds: (ContinuousClock.now - start).seconds, protocol: wire)
+            request(model, version, status: status(result), seconds: (ContinuousClock.now - start).seconds, protocol: wire, set: set)
             return result
         } catch {
-            request(status: (error as? any HTTPResponseError)?.status.code ?? 500, seconds: (ContinuousClock.now - start).seconds, protocol: wire)
+            let status = (error as? any HTTPResponseError)?.status.code ?? 500
+            request(model, version, status: status, seconds: (ContinuousClock.now - start).seconds, protocol: wire, set: set)
             throw error
         }
     }
 
-    private func request(status: Int, seconds: Double, protocol wire: WireProtocol) {
-        let key = "\(status) \(wire.rawValue)"
-        let counter = requestCounters.counters.withLock { counters in
+    private func request(_ model: String, _ version: String, status: Int, seconds: Double, protocol wire: WireProtocol, set: ModelSet) {
+        let key = "\(model)\u{0}\(version)\u{0}\(status)\u{0}\(wire.rawValue)"
+        let counter = made.counters.withLock { counters in
             if let counter = counters[key] { return counter }
             let counter = Metrics.Counter(
-                label: "visionpool_requests_total", dimensions: [("model", model), ("outcome", String(status)), ("protocol", wire.rawValue)],
-                factory: factory)
+                label: "visionpool_requests_total",
+                dimensions: [("model", model), ("version", version), ("outcome", String(status)), ("protocol", wire.rawValue)], factory: factory)
             counters[key] = counter
             return counter
         }
         counter.increment()
-        stageTimers["total"]?.recordNanoseconds(Int64(seconds * 1e9))
+        set.stageTimers["total"]?.recordNanoseconds(Int64(seconds * 1e9))
     }
 
     /// Time one request spent in each stage it went through.
-    func stages(_ times: StageTimes) {
-        for (stage, seconds) in times.seconds { stageTimers[stage.rawValue]?.recordNanoseconds(Int64(seconds * 1e9)) }
+    func stages(_ times: StageTimes, of model: LoadedModel) {
+        let set = set(model.name, model.version)
+        for (stage, seconds) in times.seconds { set.stageTimers[stage.rawValue]?.recordNanoseconds(Int64(seconds * 1e9)) }
     }
 
-    func batch(size: Int) {
-        batchSizes.record(size)
-    }
+    /// Where a model version's batch sizes are recorded.
+    func batchSizes(of model: LoadedModel) -> Recorder { set(model.name, model.version).batchSizes }
 
-
-    /// The Prometheus text, with the pool's gauges and the bytes requests hold read fresh.
-    func scrape(_ status: PoolStatus, heldBytes: Int) -> [UInt8] {
-        let dimensions = [("model", model)]
-        Gauge(label: "visionpool_inflight_bytes", dimensions: dimensions, factory: factory).record(heldBytes)
-        Gauge(label: "visionpool_pool_healthy", dimensions: dimensions, factory: factory).record(status.canServe ? 1 : 0)
-        Gauge(label: "visionpool_workers_ready", dimensions: dimensions, factory: factory).record(status.workers.filter(\.ready).count)
-        Gauge(label: "visionpool_worker_restarts", dimensions: dimensions, factory: factory).record(status.restarts)
-        Gauge(label: "visionpool_queued_batches", dimensions: dimensions, factory: factory).record(status.queuedBatches)
+    /// The Prometheus text, with each loaded model's pool gauges and the bytes requests hold read fresh.
+    func scrape(_ models: [LoadedModel], memory: MemoryBudget) -> [UInt8] {
+        Gauge(label: "visionpool_inflight_bytes", dimensions: [], factory: factory).record(memory.heldBytes)
+        for (model, bytes) in memory.heldBytesByModel where !model.isEmpty {
+            Gauge(label: "visionpool_model_inflight_bytes", dimensions: [("model", model)], factory: factory).record(bytes)
+        }
+        for model in models {
+            let status = model.pool.status, labels = [("model", model.name), ("version", model.version)]
+            Gauge(label: "visionpool_pool_healthy", dimensions: labels, factory: factory).record(status.canServe ? 1 : 0)
+            Gauge(label: "visionpool_workers_ready", dimensions: labels, factory: factory).record(status.workers.filter(\.ready).count)
+            Gauge(label: "visionpool_worker_restarts", dimensions: labels, factory: factory).record(status.restarts)
+            Gauge(label: "visionpool_queued_batches", dimensions: labels, factory: factory).record(status.queuedBatches)
+        }
         return registry.emitToBuffer()
     }
 }
 
-/// Counters made once and looked up by key after: creating one costs a registry lookup under a lock.
-private final class CounterTable: Sendable {
+/// The metrics made so far, looked up by key.
+private final class MetricTable: Sendable {
+    let sets = Mutex<[String: ServerMetrics.ModelSet]>([:])
     let counters = Mutex<[String: Metrics.Counter]>([:])
 }

@@ -1,61 +1,20 @@
 import Classification
 import EngineInterface
 import Foundation
-import ModelCatalog
-import WorkerPool
+import ModelRegistry
 
-/// What the routes need from the model they serve: its manifest, its health, and a way to
-/// turn samples into scores. `ModelService` serves one catalog model on a worker pool.
-public protocol ServedModel: Sendable {
-    var manifest: ModelManifest { get }
-    /// The version served, as requests and replies name it (a model folder's numbered version, else "1").
-    var version: String { get }
-    /// Images or tensors accepted in one request.
-    var maxSamplesPerRequest: Int { get }
-    /// Whether requests can be served now (readiness).
-    var isReady: Bool { get }
-    /// False only when the model cannot recover by itself (liveness).
-    var isLive: Bool { get }
-    /// Whether inference is taken now: a draining server still serves what reaches it.
-    var acceptsInference: Bool { get }
-    /// Why the model is not ready, for a probe's or a refused request's answer.
-    var readinessProblem: String { get }
-    /// The pool's state, for the metrics.
-    var poolStatus: PoolStatus { get }
-    /// The engine that runs it (`openvino`, `onnxruntime`, `opencv`), named in its metadata.
-    var engine: String { get }
-    /// What the ready workers' engine runs as (precision, and the fallback that got it running);
-    /// nil before a worker is ready.
-    var engineDescription: EngineDescription? { get }
-
-    /// Bytes decoding `samples` will hold in the front, read from the images' headers.
-    func decodingBytes(_ samples: [ModelInput]) -> Int
-    /// Every sample's scores, row by row in order, with the slowest sample's time per stage;
-    /// what only the model sees (batch sizes) goes to `metrics`.
-    func scores(for samples: [ModelInput], metrics: ServerMetrics) async throws -> (scores: [Float], stages: StageTimes)
-    /// The top `k` classes of one row of scores.
-    func topClasses(_ scores: ArraySlice<Float>, k: Int) -> [ScoredClass]
-}
-
-extension ServedModel {
-    var name: String { manifest.name }
+/// What the protocols say about a loaded model: its metadata, its inputs, and the
+/// classification extension's strings.
+extension LoadedModel {
     var classes: Int { manifest.output.classes }
-    /// What the metadata and the health routes name as its platform.
+    /// What the metadata names as its platform.
     var platform: String { "onnx" }
 
-    /// A request names this model (and, if it asks for one, its version); 404 otherwise.
-    func check(name: String, version: String?) throws(ServerError) {
-        guard name == self.name else { throw ServerError(.notFound, "unknown model \"\(name)\"; this server serves \"\(self.name)\"") }
-        if let version, !version.isEmpty, version != self.version {
-            throw ServerError(.notFound, "model \(self.name) has no version \"\(version)\"; it serves version \(self.version)")
-        }
-    }
-
-    /// The model metadata of the protocol (name, versions, platform, inputs and outputs),
-    /// and the engine that runs it.
-    var metadata: [String: Any] {
+    /// The protocol's model metadata (name, versions, platform, inputs and outputs), the
+    /// engine that runs it, and the precision it runs at (with the fallback, if there was one).
+    func metadata(versions: [String]) -> [String: Any] {
         var metadata: [String: Any] = [
-            "name": manifest.name, "versions": [version], "platform": platform, "engine": engine,
+            "name": name, "versions": versions, "platform": platform, "engine": engine,
             "inputs": inputs.map { ["name": $0.name, "datatype": $0.datatype, "shape": $0.shape] },
             "outputs": [["name": manifest.output.name, "datatype": "FP32", "shape": [-1, manifest.output.classes]]],
         ]
@@ -80,6 +39,25 @@ extension ServedModel {
     /// "score:index:label" strings, most likely first, as the classification extension writes them.
     func classificationStrings(_ scores: ArraySlice<Float>, top k: Int) -> [String] {
         topClasses(scores, k: k).map { "\(sixDecimals($0.score)):\($0.classIndex):\($0.label)" }
+    }
+
+    /// Triton's model configuration, as it is: the batch the pool forms, the inputs and the
+    /// output, one CPU (or GPU) instance group of the pool's workers, the batching delay.
+    var tritonConfig: [String: Any] {
+        let configuration = pool.configuration
+        let gpu = configuration.engine.device.isGPU
+        return [
+            "name": name, "platform": "onnxruntime_onnx", "backend": configuration.engine.kind.rawValue,
+            "max_batch_size": configuration.maxBatch,
+            "input": [
+                ["name": manifest.input.name, "data_type": "TYPE_FP32", "format": "FORMAT_NCHW", "dims": manifest.input.shape],
+                ["name": WireFormat.encodedImageInput, "data_type": "TYPE_STRING", "dims": [1]],
+            ],
+            "output": [["name": manifest.output.name, "data_type": "TYPE_FP32", "dims": [classes]]],
+            "instance_group": [["name": "\(name)_\(gpu ? "gpu" : "cpu")", "kind": gpu ? "KIND_GPU" : "KIND_CPU", "count": configuration.workers]],
+            "dynamic_batching": ["max_queue_delay_microseconds": Int(configuration.batchDelay.seconds * 1e6)],
+            "version_policy": ["specific": ["versions": [version]]],
+        ]
     }
 }
 

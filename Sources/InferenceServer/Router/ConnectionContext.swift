@@ -13,10 +13,3 @@ public struct ConnectionContext: RequestContext {
         channel = source.channel
     }
 }
-
-extension ConnectionContext {
-    /// Checks the `{model}` (and `{version}`, when the route has one) path parameters name the served model.
-    func requireModel(_ model: some ServedModel) throws(ServerError) {
-        try model.check(name: parameters.get("model") ?? "", version: parameters.get("version"))
-    }
-}

@@ -2,26 +2,39 @@ import Classification
 import Foundation
 import HTTPTypes
 import Hummingbird
+import ModelRegistry
 import NIOCore
 
 /// What HTTP adds to the inference core for its routes (KServe `infer` and `/v1/classify`):
 /// the body read under the memory budget, `Timeout-Ms`, the connection's hang-up as the
 /// client giving up, and the 200 with its `Server-Timing` header.
-struct HTTPInference<Model: ServedModel>: Sendable {
-    let core: InferenceCore<Model>
-    var model: Model { core.model }
+struct HTTPInference: Sendable {
+    let core: InferenceCore
 
-    /// The request's body, reserved in the memory budget (its Content-Length, else the limit,
-    /// before any of it is read; trimmed to the body once it is in), and the time reading it
-    /// took. The reservation goes to the core with the request, or is released on a refusal.
-    func body(of request: Request) async throws -> (Data, MemoryReservation, StageTimes) {
+    /// The model the route's `{model}` and `{version}` name.
+    func model(_ context: ConnectionContext) throws(ServerError) -> LoadedModel {
+        try core.model(context.parameters.get("model") ?? "", version: context.parameters.get("version"))
+    }
+
+    /// Counts one request of the model the route names, or of `model` for a route that names
+    /// none (see `ServerMetrics.counting`).
+    func counting(_ context: ConnectionContext, model: LoadedModel? = nil, _ body: () async throws -> Response) async throws -> Response {
+        let name = model?.name ?? core.metricsLabel(context.parameters.get("model") ?? "")
+        let version = model?.version ?? context.parameters.get("version") ?? (try? core.model(name))?.version ?? ""
+        return try await core.metrics.counting(.http, model: name, version: version, status: { $0.status.code }, body)
+    }
+
+    /// The request's body for `model`, reserved in the memory budget (its Content-Length, else
+    /// the limit, before any of it is read; trimmed to the body once it is in), and the time
+    /// reading it took. The reservation goes to the core with the request, or is released on a refusal.
+    func body(of request: Request, for model: LoadedModel) async throws -> (Data, MemoryReservation, StageTimes) {
         let start = ContinuousClock.now
         var request = request
         let limit = core.settings.maxBodyBytes
         let tooLarge = ServerError(.contentTooLarge, "the request body is over the \(limit)-byte limit")
         let declared = request.headers[.contentLength].flatMap(Int.init)
         if let declared, declared > limit { throw tooLarge }
-        let held = try core.reserve(declared ?? limit, for: "the request body")
+        let held = try core.reserve(declared ?? limit, for: "the request body", model: model)
         do {
             var buffer = try await request.collectBody(upTo: limit)
             // The buffer's own storage, not a copy of it.
@@ -51,11 +64,14 @@ struct HTTPInference<Model: ServedModel>: Sendable {
     }
 
     /// The 200 response `encode` builds, its encoding timed as the `respond` stage; the
-    /// request's stages go to the metrics and the `Server-Timing` header.
-    func response(_ stages: StageTimes, encode: () throws -> (headers: HTTPFields, body: Data)) throws -> Response {
+    /// request's stages go to the metrics, the model's statistics and the `Server-Timing` header.
+    func response(
+        _ stages: StageTimes, samples: Int, since started: ContinuousClock.Instant, on model: LoadedModel,
+        encode: () throws -> (headers: HTTPFields, body: Data)
+    ) throws -> Response {
         var stages = stages
         var (headers, body) = try stages.time(.respond) { try encode() }
-        core.record(stages)
+        core.record(stages, samples: samples, seconds: (ContinuousClock.now - started).seconds, on: model)
         headers[.serverTiming] = stages.serverTiming
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }

@@ -10,6 +10,8 @@ import Synchronization
 public final class MemoryBudget: Sendable {
     public let limit: Int
     private let held = Mutex(0)
+    /// What requests hold, by the model they are for (one budget for the whole server).
+    private let heldByModel = Mutex<[String: Int]>([:])
 
     public init(limit: Int) {
         precondition(limit > 0, "a memory budget must be positive")
@@ -26,15 +28,18 @@ public final class MemoryBudget: Sendable {
     /// Bytes held by requests now, for the metrics.
     public var heldBytes: Int { held.withLock { $0 } }
 
-    /// Reserves `bytes` for one request, which gives them back with `release()`.
-    func reserve(_ bytes: Int, for purpose: String) throws(ServerError) -> MemoryReservation {
-        let reservation = MemoryReservation(budget: self)
+    /// Bytes held by requests for each model now, for the metrics.
+    public var heldBytesByModel: [String: Int] { heldByModel.withLock { $0 } }
+
+    /// Reserves `bytes` for one request for `model`, which gives them back with `release()`.
+    func reserve(_ bytes: Int, for purpose: String, model: String) throws(ServerError) -> MemoryReservation {
+        let reservation = MemoryReservation(budget: self, model: model)
         try reservation.grow(by: bytes, for: purpose)
         return reservation
     }
 
-    /// Takes `bytes` more for a request that will then hold `requestTotal`.
-    fileprivate func take(_ bytes: Int, requestTotal: Int, for purpose: String) throws(ServerError) {
+    /// Takes `bytes` more for a request for `model` that will then hold `requestTotal`.
+    fileprivate func take(_ bytes: Int, requestTotal: Int, for purpose: String, model: String) throws(ServerError) {
         guard requestTotal <= limit else {
             throw ServerError(
                 .contentTooLarge, "with \(purpose) the request needs \(requestTotal) bytes, more than the server's whole --max-inflight-bytes of \(limit)")
@@ -49,26 +54,30 @@ public final class MemoryBudget: Sendable {
             error.headers[.retryAfter] = "1"
             throw error
         }
+        heldByModel.withLock { $0[model, default: 0] += bytes }
     }
 
-    fileprivate func give(_ bytes: Int) {
+    fileprivate func give(_ bytes: Int, model: String) {
         held.withLock { $0 -= bytes }
+        heldByModel.withLock { $0[model, default: 0] -= bytes }
     }
 }
 
 /// What one request holds of the budget; it grows as the request learns what it needs.
 final class MemoryReservation: Sendable {
     private let budget: MemoryBudget
+    private let model: String
     private let bytes = Mutex(0)
 
-    fileprivate init(budget: MemoryBudget) {
+    fileprivate init(budget: MemoryBudget, model: String) {
         self.budget = budget
+        self.model = model
     }
 
     /// Takes `more` bytes before `purpose` (e.g. "the FP32 tensor") allocates them.
     func grow(by more: Int, for purpose: String) throws(ServerError) {
         guard more > 0 else { return }
-        try budget.take(more, requestTotal: bytes.withLock { $0 } + more, for: purpose)
+        try budget.take(more, requestTotal: bytes.withLock { $0 } + more, for: purpose, model: model)
         bytes.withLock { $0 += more }
     }
 
@@ -79,7 +88,7 @@ final class MemoryReservation: Sendable {
             bytes -= surplus
             return surplus
         }
-        budget.give(surplus)
+        budget.give(surplus, model: model)
     }
 
     /// Gives everything back; the request is over.

@@ -1,4 +1,5 @@
 import Hummingbird
+import ModelRegistry
 
 /// What every route shares: the limits a request is held to.
 public struct RouteSettings: Sendable {
@@ -16,21 +17,21 @@ public struct RouteSettings: Sendable {
     }
 }
 
-/// The KServe v2 / Open Inference Protocol routes, `/v1/classify` for curl, and `/metrics`,
-/// each feature in its own folder. Tests drive this router in process.
-public func makeRouter(
-    model: some ServedModel, settings: RouteSettings, metrics: ServerMetrics, accessLog: Bool = false
-) -> Router<ConnectionContext> {
+/// The KServe v2 / Open Inference Protocol routes with Triton's repository, configuration and
+/// statistics extensions, `/v1/…/classify` for curl, and `/metrics`, each feature in its own
+/// folder, for every model `registry` serves. Tests drive this router in process.
+public func makeRouter(registry: ModelRegistry, settings: RouteSettings, metrics: ServerMetrics, accessLog: Bool = false) -> Router<ConnectionContext> {
     let router = Router(context: ConnectionContext.self)
     router.add(middleware: JSONErrorsMiddleware())
     if accessLog { router.add(middleware: LogRequestsMiddleware(.info)) }
-    router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
-    let http = HTTPInference(core: InferenceCore(model: model, settings: settings, metrics: metrics))
-    HealthRoutes(model: model).add(to: router)
-    MetadataRoutes(model: model).add(to: router)
+    let core = InferenceCore(registry: registry, settings: settings, metrics: metrics)
+    let http = HTTPInference(core: core)
+    HealthRoutes(registry: registry, core: core).add(to: router)
+    MetadataRoutes(registry: registry, core: core).add(to: router)
+    RepositoryRoutes(registry: registry).add(to: router)
     InferRoutes(http: http).add(to: router)
     ClassifyRoute(http: http).add(to: router)
-    MetricsRoute(model: model, metrics: metrics, memory: settings.memory).add(to: router)
+    MetricsRoute(registry: registry, metrics: metrics, memory: settings.memory).add(to: router)
     return router
 }
 

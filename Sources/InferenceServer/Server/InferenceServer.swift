@@ -5,6 +5,7 @@ import Glibc
 import Hummingbird
 import HummingbirdCore
 import Logging
+import ModelRegistry
 import NIOCore
 import ServiceLifecycle
 import UnixSignals
@@ -33,6 +34,8 @@ public struct ServerConfiguration: Sendable {
     /// How long after the first signal new requests are still taken, readiness failing,
     /// before the listeners close: the time a load balancer needs to stop sending.
     public var shutdownDelay: Duration = .zero
+    /// How often a repository served with `--model-control poll` is read again for changes.
+    public var repositoryPollInterval: Duration?
     /// Bytes all requests in flight may hold in the front (bodies, parsed tensors, decoding);
     /// nil: `MemoryBudget.defaultLimit`.
     public var maxInflightBytes: Int?
@@ -81,11 +84,11 @@ public struct ServerStartError: Error, CustomStringConvertible {
     public let description: String
 }
 
-/// Serves one model over a Unix-domain socket (and optionally loopback TCP): binds first,
-/// answers not-ready until the pool is up, and on SIGTERM/SIGINT stops accepting, finishes
-/// in-flight requests, stops the workers and removes the socket file.
+/// Serves the models of a registry over a Unix-domain socket (and optionally TCP and gRPC):
+/// binds first, answers not-ready until the models are loaded, and on SIGTERM/SIGINT stops
+/// accepting, finishes in-flight requests, stops the workers and removes the socket file.
 public enum InferenceServer {
-    public static func run(service: ModelService, configuration: ServerConfiguration, logger: Logger) async throws {
+    public static func run(registry: ModelRegistry, configuration: ServerConfiguration, logger: Logger) async throws {
         let socketPaths = [configuration.socketPath] + configuration.grpc.compactMap { address -> String? in
             if case .unixDomainSocket(let path) = address { path } else { nil }
         }
@@ -103,14 +106,15 @@ public enum InferenceServer {
             locks.append(try lockSocketPath(path))
             try prepareSocketPath(path)
         }
-        let largestRequest = configuration.maxBodyBytes + service.maxSamplesPerRequest * service.manifest.input.shape.reduce(1, *) * MemoryLayout<Float>.size
+        // A body and what parsing it may make: floats from JSON numbers of at least 2 bytes each, or decoded base64.
+        let largestRequest = 3 * configuration.maxBodyBytes
         let memory = MemoryBudget(limit: configuration.maxInflightBytes ?? MemoryBudget.defaultLimit(largestRequest: largestRequest))
         logger.info("requests in flight may hold \(memory.limit >> 20) MiB (--max-inflight-bytes \(memory.limit))")
         let settings = RouteSettings(maxBodyBytes: configuration.maxBodyBytes, memory: memory, requestTimeout: configuration.requestTimeout)
-        let metrics = ServerMetrics(model: service.name)
-        let router = makeRouter(model: service, settings: settings, metrics: metrics, accessLog: configuration.accessLog)
+        let metrics = ServerMetrics()
+        let router = makeRouter(registry: registry, settings: settings, metrics: metrics, accessLog: configuration.accessLog)
         let stop = StopRequest(gracePeriod: configuration.gracefulTimeout)
-        var services: [any Service] = [PoolService(classifier: service.classifier, stop: stop, logger: logger)]
+        var services: [any Service] = [RegistryService(registry: registry, stop: stop, pollInterval: configuration.repositoryPollInterval, logger: logger)]
         if let host = configuration.tcpHost, let port = configuration.tcpPort {
             services.append(Application(
                 router: router, server: configuration.http, configuration: .init(address: .hostname(host, port: port), serverName: "visionpool"),
@@ -127,7 +131,7 @@ public enum InferenceServer {
                 logger.info("listening on unix:\(path)\(configuration.tcpPort.map { " and http://\(configuration.tcpHost ?? ""):\($0)" } ?? "")")
             },
             logger: logger))
-        let grpcService = GRPCInferenceService(core: InferenceCore(model: service, settings: settings, metrics: metrics), logger: logger)
+        let grpcService = GRPCInferenceService(core: InferenceCore(registry: registry, settings: settings, metrics: metrics), logger: logger)
         for address in configuration.grpc {
             services.append(GRPCListener(address: address, service: grpcService, maxMessageBytes: configuration.maxBodyBytes, logger: logger) {
                 if case .unixDomainSocket(let path) = address { sockets.claim(path) }
@@ -148,7 +152,7 @@ public enum InferenceServer {
                     count += 1
                     guard count == 1 else { throw ServerStopError.forced("a second signal (\(signal))") }
                     logger.info("\(signal): stopping gracefully within \(configuration.gracefulTimeout); a second signal stops at once")
-                    service.beginDraining()
+                    registry.beginDraining()
                     stop.begin()
                     beginStop.yield()
                 }
@@ -285,28 +289,28 @@ final class StopRequest: Sendable {
     }
 }
 
-/// Starts the worker pool beside the listeners and stops it after they have drained, within
-/// what is left of the grace period (at once if the stop is forced).
-struct PoolService: Service {
-    let classifier: PoolClassifier
+/// Loads the registry's models beside the listeners (and watches the repository, with
+/// `--model-control poll`), and stops every pool after the listeners have drained, within what
+/// is left of the grace period (at once if the stop is forced).
+struct RegistryService: Service {
+    let registry: ModelRegistry
     let stop: StopRequest
+    /// How often a polled repository is read again; nil: not watched.
+    let pollInterval: Duration?
     let logger: Logger
 
     func run() async throws {
         let start = ContinuousClock.now
-        let configuration = classifier.pool.configuration
-        let pool = classifier.pool
-        stop.onForce { Task { await pool.shutdown(gracePeriod: .zero) } }
-        try await classifier.pool.start()
-        logger.info("""
-            pool ready in \(String(format: "%.2f", (ContinuousClock.now - start).seconds)) s: \
-            \(configuration.workers) \(configuration.engine.kind.rawValue) \(classifier.pool.status.precision) workers × \(configuration.threadsPerWorker) threads \
-            on CPUs \(classifier.pool.cpuSets)\(classifier.pool.frontCPUSet.isEmpty ? "" : ", the front on \(classifier.pool.frontCPUSet)"), \
-            batch ≤ \(configuration.maxBatch)
-            """)
-        try? await gracefulShutdown()
-        await pool.shutdown(gracePeriod: Task.isCancelled ? .zero : stop.remaining)
-        logger.info("worker pool stopped")
+        stop.onForce { Task { await registry.stopAll(gracePeriod: .zero) } }
+        await registry.loadAtStart()
+        logger.info("models ready in \(String(format: "%.2f", (ContinuousClock.now - start).seconds)) s")
+        if let pollInterval, registry.control == .poll {
+            try? await cancelWhenGracefulShutdown { await registry.watch(every: pollInterval) }
+        } else {
+            try? await gracefulShutdown()
+        }
+        await registry.stopAll(gracePeriod: Task.isCancelled ? .zero : stop.remaining)
+        logger.info("worker pools stopped")
     }
 }
 

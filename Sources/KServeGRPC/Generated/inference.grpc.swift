@@ -3,8 +3,11 @@
 /// Written for visionpool from the protocol's definition: KServe's grpc_predict_v2.proto
 /// (Apache-2.0) fixes the package, service, message and field numbers, which are the wire
 /// format. InferParameter also carries Triton's double_param (4) and uint64_param (5), which
-/// tritonclient may send. Regenerate the Swift code in ../Generated with
-/// tools/generate_grpc.sh after changing this file.
+/// tritonclient may send. Triton's extensions that visionpool serves (model configuration,
+/// statistics, the model repository) have the calls and field numbers of Triton's
+/// grpc_service.proto and model_config.proto (BSD-3-Clause), with only the fields visionpool
+/// fills. Regenerate the Swift code in ../Generated with tools/generate_grpc.sh after
+/// changing this file.
 
 // DO NOT EDIT.
 // swift-format-ignore-file
@@ -106,6 +109,71 @@ public enum Inference_GRPCInferenceService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "ModelConfig" metadata.
+        public enum ModelConfig: Sendable {
+            /// Request type for "ModelConfig".
+            public typealias Input = Inference_ModelConfigRequest
+            /// Response type for "ModelConfig".
+            public typealias Output = Inference_ModelConfigResponse
+            /// Descriptor for "ModelConfig".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "inference.GRPCInferenceService"),
+                method: "ModelConfig",
+                type: .unary
+            )
+        }
+        /// Namespace for "ModelStatistics" metadata.
+        public enum ModelStatistics: Sendable {
+            /// Request type for "ModelStatistics".
+            public typealias Input = Inference_ModelStatisticsRequest
+            /// Response type for "ModelStatistics".
+            public typealias Output = Inference_ModelStatisticsResponse
+            /// Descriptor for "ModelStatistics".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "inference.GRPCInferenceService"),
+                method: "ModelStatistics",
+                type: .unary
+            )
+        }
+        /// Namespace for "RepositoryIndex" metadata.
+        public enum RepositoryIndex: Sendable {
+            /// Request type for "RepositoryIndex".
+            public typealias Input = Inference_RepositoryIndexRequest
+            /// Response type for "RepositoryIndex".
+            public typealias Output = Inference_RepositoryIndexResponse
+            /// Descriptor for "RepositoryIndex".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "inference.GRPCInferenceService"),
+                method: "RepositoryIndex",
+                type: .unary
+            )
+        }
+        /// Namespace for "RepositoryModelLoad" metadata.
+        public enum RepositoryModelLoad: Sendable {
+            /// Request type for "RepositoryModelLoad".
+            public typealias Input = Inference_RepositoryModelLoadRequest
+            /// Response type for "RepositoryModelLoad".
+            public typealias Output = Inference_RepositoryModelLoadResponse
+            /// Descriptor for "RepositoryModelLoad".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "inference.GRPCInferenceService"),
+                method: "RepositoryModelLoad",
+                type: .unary
+            )
+        }
+        /// Namespace for "RepositoryModelUnload" metadata.
+        public enum RepositoryModelUnload: Sendable {
+            /// Request type for "RepositoryModelUnload".
+            public typealias Input = Inference_RepositoryModelUnloadRequest
+            /// Response type for "RepositoryModelUnload".
+            public typealias Output = Inference_RepositoryModelUnloadResponse
+            /// Descriptor for "RepositoryModelUnload".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "inference.GRPCInferenceService"),
+                method: "RepositoryModelUnload",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "inference.GRPCInferenceService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             ServerLive.descriptor,
@@ -113,7 +181,12 @@ public enum Inference_GRPCInferenceService: Sendable {
             ModelReady.descriptor,
             ServerMetadata.descriptor,
             ModelMetadata.descriptor,
-            ModelInfer.descriptor
+            ModelInfer.descriptor,
+            ModelConfig.descriptor,
+            ModelStatistics.descriptor,
+            RepositoryIndex.descriptor,
+            RepositoryModelLoad.descriptor,
+            RepositoryModelUnload.descriptor
         ]
     }
 }
@@ -247,6 +320,96 @@ extension Inference_GRPCInferenceService {
             request: GRPCCore.StreamingServerRequest<Inference_ModelInferRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Inference_ModelInferResponse>
+
+        /// Handle the "ModelConfig" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Triton: a model's configuration.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Inference_ModelConfigRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Inference_ModelConfigResponse` messages.
+        func modelConfig(
+            request: GRPCCore.StreamingServerRequest<Inference_ModelConfigRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Inference_ModelConfigResponse>
+
+        /// Handle the "ModelStatistics" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Triton: requests, their times and the executions by batch size, per model and version.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Inference_ModelStatisticsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Inference_ModelStatisticsResponse` messages.
+        func modelStatistics(
+            request: GRPCCore.StreamingServerRequest<Inference_ModelStatisticsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Inference_ModelStatisticsResponse>
+
+        /// Handle the "RepositoryIndex" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Triton: every model and version of the repository, with its state.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Inference_RepositoryIndexRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Inference_RepositoryIndexResponse` messages.
+        func repositoryIndex(
+            request: GRPCCore.StreamingServerRequest<Inference_RepositoryIndexRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Inference_RepositoryIndexResponse>
+
+        /// Handle the "RepositoryModelLoad" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Triton: load a model (the versions its policy chooses).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Inference_RepositoryModelLoadRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Inference_RepositoryModelLoadResponse` messages.
+        func repositoryModelLoad(
+            request: GRPCCore.StreamingServerRequest<Inference_RepositoryModelLoadRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Inference_RepositoryModelLoadResponse>
+
+        /// Handle the "RepositoryModelUnload" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Triton: unload every version of a model.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Inference_RepositoryModelUnloadRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Inference_RepositoryModelUnloadResponse` messages.
+        func repositoryModelUnload(
+            request: GRPCCore.StreamingServerRequest<Inference_RepositoryModelUnloadRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Inference_RepositoryModelUnloadResponse>
     }
 
     /// Service protocol for the "inference.GRPCInferenceService" service.
@@ -364,6 +527,96 @@ extension Inference_GRPCInferenceService {
             request: GRPCCore.ServerRequest<Inference_ModelInferRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Inference_ModelInferResponse>
+
+        /// Handle the "ModelConfig" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Triton: a model's configuration.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Inference_ModelConfigRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Inference_ModelConfigResponse` message.
+        func modelConfig(
+            request: GRPCCore.ServerRequest<Inference_ModelConfigRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Inference_ModelConfigResponse>
+
+        /// Handle the "ModelStatistics" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Triton: requests, their times and the executions by batch size, per model and version.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Inference_ModelStatisticsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Inference_ModelStatisticsResponse` message.
+        func modelStatistics(
+            request: GRPCCore.ServerRequest<Inference_ModelStatisticsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Inference_ModelStatisticsResponse>
+
+        /// Handle the "RepositoryIndex" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Triton: every model and version of the repository, with its state.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Inference_RepositoryIndexRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Inference_RepositoryIndexResponse` message.
+        func repositoryIndex(
+            request: GRPCCore.ServerRequest<Inference_RepositoryIndexRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Inference_RepositoryIndexResponse>
+
+        /// Handle the "RepositoryModelLoad" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Triton: load a model (the versions its policy chooses).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Inference_RepositoryModelLoadRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Inference_RepositoryModelLoadResponse` message.
+        func repositoryModelLoad(
+            request: GRPCCore.ServerRequest<Inference_RepositoryModelLoadRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Inference_RepositoryModelLoadResponse>
+
+        /// Handle the "RepositoryModelUnload" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Triton: unload every version of a model.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Inference_RepositoryModelUnloadRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Inference_RepositoryModelUnloadResponse` message.
+        func repositoryModelUnload(
+            request: GRPCCore.ServerRequest<Inference_RepositoryModelUnloadRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Inference_RepositoryModelUnloadResponse>
     }
 
     /// Simple service protocol for the "inference.GRPCInferenceService" service.
@@ -479,6 +732,96 @@ extension Inference_GRPCInferenceService {
             request: Inference_ModelInferRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Inference_ModelInferResponse
+
+        /// Handle the "ModelConfig" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Triton: a model's configuration.
+        ///
+        /// - Parameters:
+        ///   - request: A `Inference_ModelConfigRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Inference_ModelConfigResponse` to respond with.
+        func modelConfig(
+            request: Inference_ModelConfigRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Inference_ModelConfigResponse
+
+        /// Handle the "ModelStatistics" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Triton: requests, their times and the executions by batch size, per model and version.
+        ///
+        /// - Parameters:
+        ///   - request: A `Inference_ModelStatisticsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Inference_ModelStatisticsResponse` to respond with.
+        func modelStatistics(
+            request: Inference_ModelStatisticsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Inference_ModelStatisticsResponse
+
+        /// Handle the "RepositoryIndex" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Triton: every model and version of the repository, with its state.
+        ///
+        /// - Parameters:
+        ///   - request: A `Inference_RepositoryIndexRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Inference_RepositoryIndexResponse` to respond with.
+        func repositoryIndex(
+            request: Inference_RepositoryIndexRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Inference_RepositoryIndexResponse
+
+        /// Handle the "RepositoryModelLoad" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Triton: load a model (the versions its policy chooses).
+        ///
+        /// - Parameters:
+        ///   - request: A `Inference_RepositoryModelLoadRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Inference_RepositoryModelLoadResponse` to respond with.
+        func repositoryModelLoad(
+            request: Inference_RepositoryModelLoadRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Inference_RepositoryModelLoadResponse
+
+        /// Handle the "RepositoryModelUnload" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Triton: unload every version of a model.
+        ///
+        /// - Parameters:
+        ///   - request: A `Inference_RepositoryModelUnloadRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Inference_RepositoryModelUnloadResponse` to respond with.
+        func repositoryModelUnload(
+            request: Inference_RepositoryModelUnloadRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Inference_RepositoryModelUnloadResponse
     }
 }
 
@@ -552,6 +895,61 @@ extension Inference_GRPCInferenceService.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Inference_GRPCInferenceService.Method.ModelConfig.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Inference_ModelConfigRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Inference_ModelConfigResponse>(),
+            handler: { request, context in
+                try await self.modelConfig(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Inference_GRPCInferenceService.Method.ModelStatistics.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Inference_ModelStatisticsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Inference_ModelStatisticsResponse>(),
+            handler: { request, context in
+                try await self.modelStatistics(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Inference_GRPCInferenceService.Method.RepositoryIndex.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Inference_RepositoryIndexRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Inference_RepositoryIndexResponse>(),
+            handler: { request, context in
+                try await self.repositoryIndex(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Inference_GRPCInferenceService.Method.RepositoryModelLoad.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Inference_RepositoryModelLoadRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Inference_RepositoryModelLoadResponse>(),
+            handler: { request, context in
+                try await self.repositoryModelLoad(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Inference_GRPCInferenceService.Method.RepositoryModelUnload.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Inference_RepositoryModelUnloadRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Inference_RepositoryModelUnloadResponse>(),
+            handler: { request, context in
+                try await self.repositoryModelUnload(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -618,6 +1016,61 @@ extension Inference_GRPCInferenceService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Inference_ModelInferResponse> {
         let response = try await self.modelInfer(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func modelConfig(
+        request: GRPCCore.StreamingServerRequest<Inference_ModelConfigRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Inference_ModelConfigResponse> {
+        let response = try await self.modelConfig(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func modelStatistics(
+        request: GRPCCore.StreamingServerRequest<Inference_ModelStatisticsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Inference_ModelStatisticsResponse> {
+        let response = try await self.modelStatistics(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func repositoryIndex(
+        request: GRPCCore.StreamingServerRequest<Inference_RepositoryIndexRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Inference_RepositoryIndexResponse> {
+        let response = try await self.repositoryIndex(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func repositoryModelLoad(
+        request: GRPCCore.StreamingServerRequest<Inference_RepositoryModelLoadRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Inference_RepositoryModelLoadResponse> {
+        let response = try await self.repositoryModelLoad(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func repositoryModelUnload(
+        request: GRPCCore.StreamingServerRequest<Inference_RepositoryModelUnloadRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Inference_RepositoryModelUnloadResponse> {
+        let response = try await self.repositoryModelUnload(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -699,6 +1152,71 @@ extension Inference_GRPCInferenceService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Inference_ModelInferResponse> {
         return GRPCCore.ServerResponse<Inference_ModelInferResponse>(
             message: try await self.modelInfer(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func modelConfig(
+        request: GRPCCore.ServerRequest<Inference_ModelConfigRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Inference_ModelConfigResponse> {
+        return GRPCCore.ServerResponse<Inference_ModelConfigResponse>(
+            message: try await self.modelConfig(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func modelStatistics(
+        request: GRPCCore.ServerRequest<Inference_ModelStatisticsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Inference_ModelStatisticsResponse> {
+        return GRPCCore.ServerResponse<Inference_ModelStatisticsResponse>(
+            message: try await self.modelStatistics(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func repositoryIndex(
+        request: GRPCCore.ServerRequest<Inference_RepositoryIndexRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Inference_RepositoryIndexResponse> {
+        return GRPCCore.ServerResponse<Inference_RepositoryIndexResponse>(
+            message: try await self.repositoryIndex(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func repositoryModelLoad(
+        request: GRPCCore.ServerRequest<Inference_RepositoryModelLoadRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Inference_RepositoryModelLoadResponse> {
+        return GRPCCore.ServerResponse<Inference_RepositoryModelLoadResponse>(
+            message: try await self.repositoryModelLoad(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func repositoryModelUnload(
+        request: GRPCCore.ServerRequest<Inference_RepositoryModelUnloadRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Inference_RepositoryModelUnloadResponse> {
+        return GRPCCore.ServerResponse<Inference_RepositoryModelUnloadResponse>(
+            message: try await self.repositoryModelUnload(
                 request: request.message,
                 context: context
             ),
@@ -852,6 +1370,121 @@ extension Inference_GRPCInferenceService {
             deserializer: some GRPCCore.MessageDeserializer<Inference_ModelInferResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Inference_ModelInferResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ModelConfig" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Triton: a model's configuration.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Inference_ModelConfigRequest` message.
+        ///   - serializer: A serializer for `Inference_ModelConfigRequest` messages.
+        ///   - deserializer: A deserializer for `Inference_ModelConfigResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func modelConfig<Result>(
+            request: GRPCCore.ClientRequest<Inference_ModelConfigRequest>,
+            serializer: some GRPCCore.MessageSerializer<Inference_ModelConfigRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Inference_ModelConfigResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Inference_ModelConfigResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ModelStatistics" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Triton: requests, their times and the executions by batch size, per model and version.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Inference_ModelStatisticsRequest` message.
+        ///   - serializer: A serializer for `Inference_ModelStatisticsRequest` messages.
+        ///   - deserializer: A deserializer for `Inference_ModelStatisticsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func modelStatistics<Result>(
+            request: GRPCCore.ClientRequest<Inference_ModelStatisticsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Inference_ModelStatisticsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Inference_ModelStatisticsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Inference_ModelStatisticsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RepositoryIndex" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Triton: every model and version of the repository, with its state.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Inference_RepositoryIndexRequest` message.
+        ///   - serializer: A serializer for `Inference_RepositoryIndexRequest` messages.
+        ///   - deserializer: A deserializer for `Inference_RepositoryIndexResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func repositoryIndex<Result>(
+            request: GRPCCore.ClientRequest<Inference_RepositoryIndexRequest>,
+            serializer: some GRPCCore.MessageSerializer<Inference_RepositoryIndexRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Inference_RepositoryIndexResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Inference_RepositoryIndexResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RepositoryModelLoad" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Triton: load a model (the versions its policy chooses).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Inference_RepositoryModelLoadRequest` message.
+        ///   - serializer: A serializer for `Inference_RepositoryModelLoadRequest` messages.
+        ///   - deserializer: A deserializer for `Inference_RepositoryModelLoadResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func repositoryModelLoad<Result>(
+            request: GRPCCore.ClientRequest<Inference_RepositoryModelLoadRequest>,
+            serializer: some GRPCCore.MessageSerializer<Inference_RepositoryModelLoadRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Inference_RepositoryModelLoadResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Inference_RepositoryModelLoadResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RepositoryModelUnload" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Triton: unload every version of a model.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Inference_RepositoryModelUnloadRequest` message.
+        ///   - serializer: A serializer for `Inference_RepositoryModelUnloadRequest` messages.
+        ///   - deserializer: A deserializer for `Inference_RepositoryModelUnloadResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func repositoryModelUnload<Result>(
+            request: GRPCCore.ClientRequest<Inference_RepositoryModelUnloadRequest>,
+            serializer: some GRPCCore.MessageSerializer<Inference_RepositoryModelUnloadRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Inference_RepositoryModelUnloadResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Inference_RepositoryModelUnloadResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -1074,6 +1707,176 @@ extension Inference_GRPCInferenceService {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "ModelConfig" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Triton: a model's configuration.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Inference_ModelConfigRequest` message.
+        ///   - serializer: A serializer for `Inference_ModelConfigRequest` messages.
+        ///   - deserializer: A deserializer for `Inference_ModelConfigResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func modelConfig<Result>(
+            request: GRPCCore.ClientRequest<Inference_ModelConfigRequest>,
+            serializer: some GRPCCore.MessageSerializer<Inference_ModelConfigRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Inference_ModelConfigResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Inference_ModelConfigResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Inference_GRPCInferenceService.Method.ModelConfig.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ModelStatistics" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Triton: requests, their times and the executions by batch size, per model and version.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Inference_ModelStatisticsRequest` message.
+        ///   - serializer: A serializer for `Inference_ModelStatisticsRequest` messages.
+        ///   - deserializer: A deserializer for `Inference_ModelStatisticsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func modelStatistics<Result>(
+            request: GRPCCore.ClientRequest<Inference_ModelStatisticsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Inference_ModelStatisticsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Inference_ModelStatisticsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Inference_ModelStatisticsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Inference_GRPCInferenceService.Method.ModelStatistics.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "RepositoryIndex" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Triton: every model and version of the repository, with its state.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Inference_RepositoryIndexRequest` message.
+        ///   - serializer: A serializer for `Inference_RepositoryIndexRequest` messages.
+        ///   - deserializer: A deserializer for `Inference_RepositoryIndexResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func repositoryIndex<Result>(
+            request: GRPCCore.ClientRequest<Inference_RepositoryIndexRequest>,
+            serializer: some GRPCCore.MessageSerializer<Inference_RepositoryIndexRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Inference_RepositoryIndexResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Inference_RepositoryIndexResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Inference_GRPCInferenceService.Method.RepositoryIndex.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "RepositoryModelLoad" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Triton: load a model (the versions its policy chooses).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Inference_RepositoryModelLoadRequest` message.
+        ///   - serializer: A serializer for `Inference_RepositoryModelLoadRequest` messages.
+        ///   - deserializer: A deserializer for `Inference_RepositoryModelLoadResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func repositoryModelLoad<Result>(
+            request: GRPCCore.ClientRequest<Inference_RepositoryModelLoadRequest>,
+            serializer: some GRPCCore.MessageSerializer<Inference_RepositoryModelLoadRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Inference_RepositoryModelLoadResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Inference_RepositoryModelLoadResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Inference_GRPCInferenceService.Method.RepositoryModelLoad.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "RepositoryModelUnload" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Triton: unload every version of a model.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Inference_RepositoryModelUnloadRequest` message.
+        ///   - serializer: A serializer for `Inference_RepositoryModelUnloadRequest` messages.
+        ///   - deserializer: A deserializer for `Inference_RepositoryModelUnloadResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func repositoryModelUnload<Result>(
+            request: GRPCCore.ClientRequest<Inference_RepositoryModelUnloadRequest>,
+            serializer: some GRPCCore.MessageSerializer<Inference_RepositoryModelUnloadRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Inference_RepositoryModelUnloadResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Inference_RepositoryModelUnloadResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Inference_GRPCInferenceService.Method.RepositoryModelUnload.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1249,6 +2052,151 @@ extension Inference_GRPCInferenceService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Inference_ModelInferRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Inference_ModelInferResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ModelConfig" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Triton: a model's configuration.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Inference_ModelConfigRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func modelConfig<Result>(
+        request: GRPCCore.ClientRequest<Inference_ModelConfigRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Inference_ModelConfigResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.modelConfig(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Inference_ModelConfigRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Inference_ModelConfigResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ModelStatistics" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Triton: requests, their times and the executions by batch size, per model and version.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Inference_ModelStatisticsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func modelStatistics<Result>(
+        request: GRPCCore.ClientRequest<Inference_ModelStatisticsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Inference_ModelStatisticsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.modelStatistics(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Inference_ModelStatisticsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Inference_ModelStatisticsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RepositoryIndex" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Triton: every model and version of the repository, with its state.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Inference_RepositoryIndexRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func repositoryIndex<Result>(
+        request: GRPCCore.ClientRequest<Inference_RepositoryIndexRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Inference_RepositoryIndexResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.repositoryIndex(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Inference_RepositoryIndexRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Inference_RepositoryIndexResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RepositoryModelLoad" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Triton: load a model (the versions its policy chooses).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Inference_RepositoryModelLoadRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func repositoryModelLoad<Result>(
+        request: GRPCCore.ClientRequest<Inference_RepositoryModelLoadRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Inference_RepositoryModelLoadResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.repositoryModelLoad(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Inference_RepositoryModelLoadRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Inference_RepositoryModelLoadResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RepositoryModelUnload" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Triton: unload every version of a model.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Inference_RepositoryModelUnloadRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func repositoryModelUnload<Result>(
+        request: GRPCCore.ClientRequest<Inference_RepositoryModelUnloadRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Inference_RepositoryModelUnloadResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.repositoryModelUnload(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Inference_RepositoryModelUnloadRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Inference_RepositoryModelUnloadResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1450,6 +2398,171 @@ extension Inference_GRPCInferenceService.ClientProtocol {
             metadata: metadata
         )
         return try await self.modelInfer(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ModelConfig" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Triton: a model's configuration.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func modelConfig<Result>(
+        _ message: Inference_ModelConfigRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Inference_ModelConfigResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Inference_ModelConfigRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.modelConfig(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ModelStatistics" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Triton: requests, their times and the executions by batch size, per model and version.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func modelStatistics<Result>(
+        _ message: Inference_ModelStatisticsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Inference_ModelStatisticsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Inference_ModelStatisticsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.modelStatistics(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RepositoryIndex" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Triton: every model and version of the repository, with its state.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func repositoryIndex<Result>(
+        _ message: Inference_RepositoryIndexRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Inference_RepositoryIndexResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Inference_RepositoryIndexRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.repositoryIndex(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RepositoryModelLoad" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Triton: load a model (the versions its policy chooses).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func repositoryModelLoad<Result>(
+        _ message: Inference_RepositoryModelLoadRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Inference_RepositoryModelLoadResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Inference_RepositoryModelLoadRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.repositoryModelLoad(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RepositoryModelUnload" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Triton: unload every version of a model.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func repositoryModelUnload<Result>(
+        _ message: Inference_RepositoryModelUnloadRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Inference_RepositoryModelUnloadResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Inference_RepositoryModelUnloadRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.repositoryModelUnload(
             request: request,
             options: options,
             onResponse: handleResponse
