@@ -335,15 +335,8 @@ public final class ModelRegistry: Sendable {
             let served = entries.first { $0.entry.manifest.name == name }!
             return (ModelConfig(), [(served.version, served)])
         case .repository(let repository):
-            let config = try repository.config(name)
-            let versions = try repository.versionsToServe(name, policy: config.versionPolicy)
-            guard !versions.isEmpty else {
-                throw .catalog(.modelDirectoryEmpty(directory: "\(repository.folder(name).directory.path) (\(config.versionPolicy) chooses no version)"))
-            }
-            return (config, try versions.map { version throws(ModelRepositoryError) in
-                let served = try repository.folder(name).servedEntry(name: name, version: version)
-                return (served.version, served)
-            })
+            let (config, versions) = try repository.served(name)
+            return (config, versions.map { ($0.version, $0) })
         }
     }
 

@@ -8,6 +8,8 @@ public enum ModelRepositoryError: Error, Equatable, CustomStringConvertible, Sen
     case invalidName(folder: String, name: String)
     case notAClassifier(path: String, reason: String)
     case unreadable(path: String, reason: String)
+    case noSuchModel(name: String, repository: String, available: [String])
+    case noVersionChosen(name: String, policy: String, available: [Int])
     case catalog(ModelCatalogError)
 
     public var description: String {
@@ -17,6 +19,10 @@ public enum ModelRepositoryError: Error, Equatable, CustomStringConvertible, Sen
             "cannot serve \(folder) as \"\(name)\": model names are 1–64 lower-case letters, digits, '.', '_' and '-'"
         case .notAClassifier(let path, let reason): "\(path): \(reason)"
         case .unreadable(let path, let reason): "cannot read the model repository \(path): \(reason)"
+        case .noSuchModel(let name, let repository, let available):
+            "no model \(name) in \(repository)" + (available.isEmpty ? " (it holds no model folders)" : " (it holds \(available.joined(separator: ", ")))")
+        case .noVersionChosen(let name, let policy, let available):
+            "the version policy of \(name) (\(policy)) chooses none of its versions (\(available.map(String.init).joined(separator: ", ")))"
         case .catalog(let error): error.description
         }
     }
@@ -113,16 +119,23 @@ public struct ModelRepository: Sendable {
         return try ModelConfig.read(file)
     }
 
-    /// The versions `name` serves under its configuration's policy, highest first; [nil] for a
-    /// model whose file lies in its folder (served as version 1).
-    public func versionsToServe(_ name: String, policy: ModelConfig.VersionPolicy) throws(ModelRepositoryError) -> [Int?] {
+    /// The model `name`'s configuration and the versions its policy serves, highest first, each
+    /// with its entry; a model whose file lies in its folder serves it as version 1.
+    public func served(_ name: String) throws(ModelRepositoryError) -> (config: ModelConfig, versions: [ServedEntry]) {
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder(name).directory.path, isDirectory: &isFolder), isFolder.boolValue else {
+            throw .noSuchModel(name: name, repository: directory.path, available: (try? modelNames()) ?? [])
+        }
+        let config = try config(name)
         let available: [Int]
         do {
             available = try folder(name).versions()
         } catch {
             throw .catalog(error)
         }
-        return available.isEmpty ? [nil] : policy.select(from: available).map { $0 }
+        let chosen: [Int?] = available.isEmpty ? [nil] : config.versionPolicy.select(from: available)
+        guard !chosen.isEmpty else { throw .noVersionChosen(name: name, policy: "\(config.versionPolicy)", available: available.sorted()) }
+        return (config, try chosen.map { version throws(ModelRepositoryError) in try folder(name).servedEntry(name: name, version: version) })
     }
 }
 

@@ -25,6 +25,10 @@ struct Bench: AsyncParsableCommand {
             arrivals at --rate per second (latency under a given load; it counts from each scheduled arrival, so \
             queueing shows). Warm-up requests are not counted.
 
+            Several models (--models NAME[=WEIGHT],… with --socket, --url, --grpc-socket or --grpc-url): requests \
+            are spread over a server's models by weight, as applications sharing one server spread them; the report \
+            shows the run as a whole and each model apart.
+
             Sweeps: --sweep workers=1,2 threads=1,2 batch=1,4,8 runs every combination in one invocation under \
             the same load and recommends one configuration for throughput and one for latency.
 
@@ -35,6 +39,7 @@ struct Bench: AsyncParsableCommand {
               visionpool bench --in-process --model resnet50 --threads 2
               visionpool bench --pool --workload imagenet --sweep workers=1,2 batch=1,4 --chart sweep.png
               visionpool bench --socket /tmp/vp.sock --workload imagenet=3,camera=1 --rate 40 --json run.json
+              visionpool bench --socket /tmp/vp.sock --models efficientnet-lite0=3,tiny=1 --workload imagenet
             """
     )
 
@@ -57,6 +62,9 @@ struct Bench: AsyncParsableCommand {
     var grpcURL: String?
 
     @OptionGroup var selection: ModelSelection
+
+    @Option(help: ArgumentHelp("A server's models to spread requests over, by weight: NAME[=WEIGHT],… (instead of --model).", valueName: "mix"))
+    var models: String?
     @OptionGroup(title: "Engine (--in-process and --pool)") var engine: EngineSelection
     @OptionGroup(title: "Worker pool (--pool)") var poolShape: PoolSelection
 
@@ -125,6 +133,13 @@ struct Bench: AsyncParsableCommand {
             guard targetKind == .pool || parsed.values[.workers] == nil else { throw ValidationError("--sweep workers=… needs --pool") }
         }
         if let workload { _ = try Workload.parse(workload) }
+        if let models {
+            guard [.socket, .url, .grpcSocket, .grpcURL].contains(targetKind) else {
+                throw ValidationError("--models spreads requests over a server's models: give --socket, --url, --grpc-socket or --grpc-url")
+            }
+            guard selection.model == nil else { throw ValidationError("give --model or --models, not both") }
+            _ = try Workload.parse(models)
+        }
     }
 
     private func parsedSweep() throws -> Sweep {
@@ -151,14 +166,12 @@ struct Bench: AsyncParsableCommand {
         switch kind {
         case .socket, .url, .grpcSocket, .grpcURL:
             let connections = concurrency ?? (rate == nil ? 2 * cpus : 256)
-            let server: any ServerTarget = if kind == .socket || kind == .url {
-                try await HTTPTarget.connect(
-                    socketPath: socket, url: url, model: selection.modelName, connections: connections, timeout: .seconds(requestTimeout))
-            } else {
-                try await GRPCTarget.connect(
-                    socketPath: grpcSocket, hostAndPort: grpcURL, model: selection.modelName, timeout: .seconds(requestTimeout))
-            }
+            let server = try await connect(kind, connections: connections)
             do {
+                if let mix = server as? ModelMixTarget, try Workload.parse(workloadText).contains(where: { $0.name == "tensor" }),
+                   let conflict = mix.tensorShapeConflict {
+                    throw CommandFailure(conflict)
+                }
                 loaded = try Workload.load(workloadText, benchDirectory: benchDirectory, sampleShape: server.sampleShape)
                 load = rate.map { .open(rate: $0) } ?? .closed(concurrency: connections)
                 target = BenchReport.Target(kind: kind.rawValue, address: server.address)
@@ -195,7 +208,7 @@ struct Bench: AsyncParsableCommand {
         }
 
         let report = BenchReport(
-            startedAt: started, model: selection.modelName, target: target, workload: loaded.summary,
+            startedAt: started, model: models.flatMap { try? Workload.parse($0) }.map(Self.mixDescription) ?? selection.modelName, target: target, workload: loaded.summary,
             load: BenchReport.Load(load, limits: limits), runs: runs, skipped: skipped)
         if json == "-" {
             FileHandle.standardOutput.write(try report.json() + Data("\n".utf8))
@@ -205,6 +218,30 @@ struct Bench: AsyncParsableCommand {
         if let json, json != "-" { try write(try report.json(), to: json) }
         if let chart { try write(try BenchChart.png(report), to: chart) }
         if runs.allSatisfy({ $0.measurement.requests == 0 }) { throw ExitCode.failure }
+    }
+
+    /// The server target: one model's, or one per model of `--models` spread by weight.
+    private func connect(_ kind: TargetKind, connections: Int) async throws -> any ServerTarget {
+        func connect(_ model: String) async throws -> any ServerTarget {
+            if kind == .socket || kind == .url {
+                try await HTTPTarget.connect(socketPath: socket, url: url, model: model, connections: connections, timeout: .seconds(requestTimeout))
+            } else {
+                try await GRPCTarget.connect(socketPath: grpcSocket, hostAndPort: grpcURL, model: model, timeout: .seconds(requestTimeout))
+            }
+        }
+        guard let models else { return try await connect(selection.modelName) }
+        var targets: [(name: String, weight: Int, target: any ServerTarget)] = []
+        do {
+            for (name, weight) in try Workload.parse(models) { targets.append((name, weight, try await connect(name))) }
+            return try ModelMixTarget(targets)
+        } catch {
+            for target in targets { await target.target.close() }
+            throw error
+        }
+    }
+
+    private static func mixDescription(_ models: [(name: String, weight: Int)]) -> String {
+        models.map { "\($0.name)×\($0.weight)" }.joined(separator: " + ")
     }
 
     /// The configuration the options describe, before any sweep.

@@ -39,7 +39,9 @@ struct Classify: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let entry = try selection.entry()
+        let served = try selection.servedEntry()
+        let entry = served.entry
+        let name = selection.describe(served)
         warnIfSynthetic(entry.manifest)
         let (images, missing) = ImageFiles.expand(paths)
         var report = ClassifyReport(json: json)
@@ -64,7 +66,7 @@ struct Classify: AsyncParsableCommand {
             })
             let status = classifier.pool.status
             await classifier.shutdown()
-            summary = "\(String(format: "%.2f", (ContinuousClock.now - start).seconds)) s · \(entry.manifest.name) on \(configuration.workers) \(engine.kind.rawValue) \(status.precision) workers × \(configuration.threadsPerWorker) threads, batch ≤ \(configuration.maxBatch), ready in \(String(format: "%.2f", ready)) s"
+            summary = "\(String(format: "%.2f", (ContinuousClock.now - start).seconds)) s · \(name) on \(configuration.workers) \(engine.kind.rawValue) \(status.precision) workers × \(configuration.threadsPerWorker) threads, batch ≤ \(configuration.maxBatch), ready in \(String(format: "%.2f", ready)) s"
                 + (status.precisionFallback.map { "\n  \($0)" } ?? "")
         } else {
             let classifier = try InProcessClassifier(entry: entry, engineOptions: try engine.resolved().options, maxPixels: maxPixels)
@@ -76,7 +78,7 @@ struct Classify: AsyncParsableCommand {
                 progress.advance()
             }
             let description = classifier.engineDescription
-            summary = "\(String(format: "%.2f", (ContinuousClock.now - start).seconds)) s · \(entry.manifest.name) in process on \(description.kind.rawValue) \(description.precision), \(description.threads) threads, ready in \(String(format: "%.2f", ready)) s"
+            summary = "\(String(format: "%.2f", (ContinuousClock.now - start).seconds)) s · \(name) in process on \(description.kind.rawValue) \(description.precision), \(description.threads) threads, ready in \(String(format: "%.2f", ready)) s"
                 + (description.fallback.map { "\n  \($0)" } ?? "")
         }
         progress.clear()

@@ -57,15 +57,18 @@ struct ModelSelection: ParsableArguments {
         ModelCatalog(directory: modelsDir.map { URL(fileURLWithPath: $0, isDirectory: true) } ?? ModelCatalog.defaultDirectory())
     }
 
+    /// The model's name for people, with its version where the folder has versions to choose from.
+    func describe(_ served: ServedEntry) -> String {
+        modelRepository != nil || modelDir != nil ? "\(served.entry.manifest.name) version \(served.version)" : served.entry.manifest.name
+    }
+
     /// The selected model: from --model-dir's folder, from the repository, or by name from the catalog.
     func entry() throws -> CatalogEntry { try servedEntry().entry }
 
     /// The selected model and the version it serves as.
     func servedEntry() throws -> ServedEntry {
         if let modelRepository {
-            let repository = ModelRepository(directory: URL(fileURLWithPath: modelRepository, isDirectory: true))
-            let policy = try repository.config(modelName).versionPolicy
-            return try repository.folder(modelName).servedEntry(name: modelName, version: try repository.versionsToServe(modelName, policy: policy).first ?? nil)
+            return try ModelRepository(directory: URL(fileURLWithPath: modelRepository, isDirectory: true)).served(modelName).versions[0]
         }
         if let modelDir {
             return try ModelDirectory(directory: URL(fileURLWithPath: modelDir, isDirectory: true)).servedEntry(name: model)

@@ -57,6 +57,29 @@ import Testing
         #expect((measurement["requests"] as? Int ?? 0) > 10 && measurement["failed"] as? Int == 0)
     }
 
+    /// `--models` spreads the requests over a server's models by weight and reports each apart:
+    /// shares follow the weights, and the parts add up to the whole.
+    @Test func aMixedWorkloadOverTwoModelsReportsEach() throws {
+        let server = try ServerHarness(["--model", "tiny", "--model", "efficientnet-lite0"])
+        defer { server.stop() }
+        let run = try visionpool(["bench", "--socket", server.socket, "--models", "tiny=3,efficientnet-lite0", "--workload", "imagenet",
+                                  "--requests", "200", "--warm-up", "0.2", "--json", "-"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+        #expect(try SchemaValidator(file: ReportTests.schema).violations(of: report).isEmpty)
+        #expect(report["model"] as? String == "tiny×3 + efficientnet-lite0×1")
+        let measurement = try #require((report["runs"] as? [[String: Any]])?.first?["measurement"] as? [String: Any])
+        let models = try #require(measurement["models"] as? [[String: Any]])
+        #expect(models.map { $0["model"] as? String } == ["tiny", "efficientnet-lite0"])
+        let requests = models.map { $0["requests"] as? Int ?? 0 }
+        #expect(requests.reduce(0, +) == measurement["requests"] as? Int && measurement["failed"] as? Int == 0, "\(models)")
+        #expect(requests[0] > 2 * requests[1] && requests[1] > 20, "weights 3:1 gave \(requests)")
+
+        let table = try visionpool(["bench", "--socket", server.socket, "--models", "tiny,efficientnet-lite0", "--workload", "tensor",
+                                    "--requests", "20", "--warm-up", "0"])
+        #expect(table.status == 0 && table.stdout.contains("efficientnet-lite0"), "\(table.stderr)")
+    }
+
     /// The open loop offers what was asked: requests go out at the Poisson rate, on time. In its
     /// own process, so the rest of the suite cannot starve the load generator's threads.
     @Test func theOpenLoopKeepsItsRate() throws {
@@ -85,6 +108,8 @@ import Testing
         (["bench", "--workload", "imagenet=0"], "≥ 1"),
         (["bench", "--workload", "/no/such/folder", "--model", "tiny"], "no such file or folder"),
         (["bench", "--socket", "/no/such.sock"], "nothing answers on /no/such.sock"),
+        (["bench", "--pool", "--models", "tiny,resnet18"], "--models spreads requests over a server's models"),
+        (["bench", "--socket", "/tmp/x.sock", "--model", "tiny", "--models", "tiny"], "give --model or --models"),
     ])
     func badArguments(arguments: [String], message: String) throws {
         let run = try visionpool(arguments)
@@ -96,7 +121,7 @@ import Testing
         let run = try visionpool(["bench", "--help"])
         #expect(run.status == 0)
         for text in ["--in-process", "--pool", "--socket", "--url", "--workload", "--concurrency", "--rate", "--sweep", "--json", "--chart",
-                     "--requests", "camera", "Poisson"] {
+                     "--requests", "--models", "camera", "Poisson"] {
             #expect(run.stdout.contains(text), "\(text)")
         }
     }

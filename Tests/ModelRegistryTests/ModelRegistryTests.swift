@@ -104,14 +104,24 @@ struct RepositoryFixture {
         try Data().write(to: repository.directory.appendingPathComponent("README.txt"))
         let models = ModelRepository(directory: repository.directory)
         #expect(try models.modelNames() == ["flat", "versioned"])
-        #expect(try models.versionsToServe("flat", policy: .latest(1)) == [nil])
-        #expect(try models.versionsToServe("versioned", policy: try models.config("versioned").versionPolicy) == [3, 1])
+        #expect(try models.served("flat").versions.map(\.version) == ["1"])
+        #expect(try models.served("versioned").versions.map(\.version) == ["3", "1"])
         let served = try models.folder("versioned").servedEntry(name: "versioned", version: 3)
         #expect(served.version == "3" && served.entry.manifest.name == "versioned")
         #expect(served.entry.modelURL.path.hasSuffix("versioned/3/model.onnx"))
         #expect(try served.entry.labels().count == 1000)
         #expect(try models.folder("flat").servedEntry(name: "flat").version == "1")
         #expect(try ModelDirectory(directory: models.folder("versioned").directory).servedEntry(name: nil).version == "3", "a model folder serves its highest version under its number")
+    }
+
+    @Test func aMissingModelOrAPolicyThatChoosesNothingIsExplained() throws {
+        let repository = try RepositoryFixture()
+        defer { repository.remove() }
+        try repository.add("versioned", versions: [1, 2], config: #"{"version_policy": {"specific": [7]}}"#)
+        let models = ModelRepository(directory: repository.directory)
+        #expect(throws: ModelRepositoryError.noVersionChosen(name: "versioned", policy: "versions 7", available: [1, 2])) { try models.served("versioned") }
+        let missing = #expect(throws: ModelRepositoryError.self) { try models.served("other") }
+        #expect(missing?.description == "no model other in \(repository.directory.standardizedFileURL.path) (it holds versioned)")
     }
 
     @Test func aBrokenConfigIsNamedWithItsFile() throws {

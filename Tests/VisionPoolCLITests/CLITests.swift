@@ -145,6 +145,37 @@ func topClass(_ line: [String: Any]) -> Int? {
         #expect(catClasses.contains(run.jsonLines.first.flatMap(topClass) ?? -1))
     }
 
+    /// classify and bench take a model from a repository as serve does: its folder by name, the
+    /// version its config.json's policy chooses, and a precise error when there is none.
+    @Test func classifyAndBenchPickAModelFromARepository() throws {
+        let repository = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: repository) }
+        let folder = repository.appendingPathComponent("catnet")
+        for (version, file) in [(1, "tiny.onnx"), (2, "efficientnet-lite0.onnx")] {
+            let versionFolder = folder.appendingPathComponent(String(version))
+            try FileManager.default.createDirectory(at: versionFolder, withIntermediateDirectories: true)
+            try FileManager.default.createSymbolicLink(at: versionFolder.appendingPathComponent("model.onnx"), withDestinationURL: TestPaths.models.appendingPathComponent(file))
+        }
+        try FileManager.default.copyItem(at: TestPaths.models.appendingPathComponent("imagenet-labels.txt"), to: folder.appendingPathComponent("labels.txt"))
+        let chelsea = TestPaths.samples.appendingPathComponent("chelsea.png").path
+        let classify = ["classify", "--json", "--model-repository", repository.path, "--model", "catnet", chelsea]
+
+        let newest = try visionpool(classify)
+        #expect(newest.status == 0 && newest.stderr.contains("catnet version 2"), "\(newest.stderr)")
+        #expect(catClasses.contains(newest.jsonLines.first.flatMap(topClass) ?? -1), "version 2 is EfficientNet-Lite0")
+
+        try Data(#"{"version_policy": {"specific": [1]}}"#.utf8).write(to: folder.appendingPathComponent("config.json"))
+        let bench = try visionpool(["bench", "--model-repository", repository.path, "--model", "catnet", "--requests", "5", "--warm-up", "0", "--json", "-"])
+        #expect(bench.status == 0, "\(bench.stderr)")
+        #expect(try visionpool(classify).stderr.contains("catnet version 1"))
+
+        try Data(#"{"version_policy": {"specific": [7]}}"#.utf8).write(to: folder.appendingPathComponent("config.json"))
+        let none = try visionpool(classify)
+        #expect(none.status != 0 && none.stderr.contains("chooses none of its versions (1, 2)"), "\(none.stderr)")
+        let missing = try visionpool(["classify", "--model-repository", repository.path, "--model", "dognet", chelsea])
+        #expect(missing.status != 0 && missing.stderr.contains("no model dognet in") && missing.stderr.contains("(it holds catnet)"), "\(missing.stderr)")
+    }
+
     @Test func addRefusesWhatIsNotAClassifier() throws {
         let directory = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }

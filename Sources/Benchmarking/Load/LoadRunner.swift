@@ -62,6 +62,17 @@ public struct RunMeasurement: Codable, Sendable {
     /// Per request, the time in each stage the target reports (absent ones it cannot see).
     public var stages: [String: LatencySummary]
     public var resources: ResourceUsage
+    /// A mixed workload's models, each measured apart over the same time; nil for one model.
+    public var models: [ModelMeasurement]?
+}
+
+/// One model's share of a run that spread its requests over several.
+public struct ModelMeasurement: Codable, Sendable {
+    public var model: String
+    public var requests: Int
+    public var failed: Int
+    public var imagesPerSecond: Double
+    public var latency: LatencySummary
 }
 
 /// A kind of failure and how often it occurred.
@@ -81,7 +92,8 @@ public enum LoadRunner {
     ) async -> RunMeasurement {
         let clock = ContinuousClock()
         let start = clock.now
-        let tally = Tally(measureFrom: start + limits.warmUp, until: start + limits.warmUp + limits.duration, requests: limits.requests)
+        let tally = Tally(
+            measureFrom: start + limits.warmUp, until: start + limits.warmUp + limits.duration, requests: limits.requests, models: target.models)
         let monitor = ResourceMonitor(serving: { target.servingProcesses() })
         let sampling = Task { await monitor.run() }
         let reporting = Task {
@@ -138,11 +150,12 @@ public enum LoadRunner {
     ) async {
         tally.sent(ticket, scheduled: start)
         let items = (0..<target.imagesPerRequest).map { workload.item(ticket.index * target.imagesPerRequest + $0) }
+        let model = target.model(ofRequest: ticket.index)
         do {
-            let stages = try await target.send(items)
-            tally.answered(ticket, latency: ContinuousClock.now - start, stages: stages)
+            let stages = try await target.send(items, request: ticket.index)
+            tally.answered(ticket, latency: ContinuousClock.now - start, stages: stages, model: model)
         } catch {
-            tally.failed(ticket, error)
+            tally.failed(ticket, error, model: model)
         }
     }
 }
@@ -152,6 +165,13 @@ private final class Tally: Sendable {
     struct Ticket: Sendable {
         let index: Int
         let measured: Bool
+    }
+
+    /// One model's counts in a mixed workload.
+    private struct ModelCounts {
+        var completed = 0
+        var failed = 0
+        var latency = LatencyRecorder()
     }
 
     private struct State {
@@ -168,17 +188,21 @@ private final class Tally: Sendable {
         var sentMeasured = 0
         var lastSend: ContinuousClock.Instant?
         var sendLag = LatencyRecorder()
+        var models: [ModelCounts]
     }
 
     let measureFrom: ContinuousClock.Instant
     let until: ContinuousClock.Instant
     let requests: Int?
-    private let state = Mutex(State())
+    private let models: [String]
+    private let state: Mutex<State>
 
-    init(measureFrom: ContinuousClock.Instant, until: ContinuousClock.Instant, requests: Int?) {
+    init(measureFrom: ContinuousClock.Instant, until: ContinuousClock.Instant, requests: Int?, models: [String]) {
         self.measureFrom = measureFrom
         self.until = until
         self.requests = requests
+        self.models = models
+        state = Mutex(State(models: Array(repeating: ModelCounts(), count: models.count)))
     }
 
     /// The next request to send at `now`, or nil once the run is over.
@@ -215,23 +239,28 @@ private final class Tally: Sendable {
         }
     }
 
-    func answered(_ ticket: Ticket, latency: Duration, stages: StageTimes) {
+    func answered(_ ticket: Ticket, latency: Duration, stages: StageTimes, model: Int?) {
         let now = ContinuousClock.now
         state.withLock { state in
             state.outstanding = max(0, state.outstanding - 1)
             guard ticket.measured else { return }
             state.completed += 1
             state.latency.record(seconds: latency.seconds)
+            if let model {
+                state.models[model].completed += 1
+                state.models[model].latency.record(seconds: latency.seconds)
+            }
             for (stage, seconds) in stages.seconds { state.stages[stage, default: LatencyRecorder()].record(seconds: seconds) }
             state.lastAnswer = max(state.lastAnswer ?? now, now)
         }
     }
 
-    func failed(_ ticket: Ticket, _ error: Error) {
+    func failed(_ ticket: Ticket, _ error: Error, model: Int?) {
         state.withLock { state in
             state.outstanding = max(0, state.outstanding - 1)
             guard ticket.measured else { return }
             state.failed += 1
+            if let model { state.models[model].failed += 1 }
             let message = "\(error)"
             if state.failures[message] != nil || state.failures.count < 5 { state.failures[message, default: 0] += 1 }
         }
@@ -272,6 +301,11 @@ private final class Tally: Sendable {
             sendLag: offeredRate.map { _ in snapshot.sendLag.summary },
             dropped: snapshot.dropped, queueing: queueing, latency: snapshot.latency.summary,
             stages: Dictionary(uniqueKeysWithValues: snapshot.stages.map { ($0.key.rawValue, $0.value.summary) }),
-            resources: usage)
+            resources: usage,
+            models: models.isEmpty ? nil : zip(models, snapshot.models).map { name, counts in
+                ModelMeasurement(
+                    model: name, requests: counts.completed, failed: counts.failed,
+                    imagesPerSecond: Double(counts.completed * imagesPerRequest) / seconds, latency: counts.latency.summary)
+            })
     }
 }

@@ -26,13 +26,18 @@ extension BenchReport {
             row.append(measurement.failed == 0 ? "0" : "\(measurement.failed)!")
             rows.append(row)
         }
-        let widths = header.indices.map { column in rows.map { $0[column].count }.max()! }
-        for row in rows {
-            lines.append(
-                row.enumerated().map { column, cell in
-                    let padding = String(repeating: " ", count: widths[column] - cell.count)
-                    return column == 0 ? cell + padding : padding + cell
-                }.joined(separator: "  "))
+        lines += aligned(rows)
+        for run in runs {
+            guard let models = run.measurement.models else { continue }
+            lines.append("")
+            lines += aligned(
+                [["model", "images/s", "share", "p50 ms", "p90 ms", "p99 ms", "failed"]]
+                    + models.map { model in
+                        let share = Double(model.requests) / Double(max(1, run.measurement.requests))
+                        return [model.model, formatted(model.imagesPerSecond, 1), "\(formatted(share * 100, 0))%"]
+                            + [model.latency.p50, model.latency.p90, model.latency.p99].map { formatted($0, 2) }
+                            + [model.failed == 0 ? "0" : "\(model.failed)!"]
+                    })
         }
         lines.append("")
         lines.append(
@@ -78,6 +83,17 @@ extension BenchReport {
         }
         let extent = load.requests.map { "\($0) requests" } ?? "\(formatted(load.durationSeconds, 0)) s"
         return "\(model) · \(target) · \(workload.description) (\(sizes)) · \(loadText) · \(extent) after \(formatted(load.warmUpSeconds, 0)) s warm-up"
+    }
+}
+
+/// Rows as columns: the first left-aligned, the rest right-aligned.
+private func aligned(_ rows: [[String]]) -> [String] {
+    let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max()! }
+    return rows.map { row in
+        row.enumerated().map { column, cell in
+            let padding = String(repeating: " ", count: widths[column] - cell.count)
+            return column == 0 ? cell + padding : padding + cell
+        }.joined(separator: "  ")
     }
 }
 

@@ -21,8 +21,21 @@ public protocol BenchTarget: Sendable {
     var imagesPerRequest: Int { get }
     /// Sends one request; throws if it failed.
     func send(_ items: [WorkloadItem]) async throws -> StageTimes
+    /// Sends request number `index` of the run: a target that spreads load over several
+    /// models chooses one from it.
+    func send(_ items: [WorkloadItem], request index: Int) async throws -> StageTimes
+    /// The models a run reports apart (a mixed workload's), or none.
+    var models: [String] { get }
+    /// Which of `models` request `index` goes to.
+    func model(ofRequest index: Int) -> Int?
     /// The processes serving, now (workers may have been replaced).
     func servingProcesses() -> ServingProcesses
+}
+
+extension BenchTarget {
+    public func send(_ items: [WorkloadItem], request index: Int) async throws -> StageTimes { try await send(items) }
+    public var models: [String] { [] }
+    public func model(ofRequest index: Int) -> Int? { nil }
 }
 
 /// A server reached over a protocol (HTTP or gRPC): where it is, what its model takes, and a
