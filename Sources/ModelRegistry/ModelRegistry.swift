@@ -229,7 +229,7 @@ public final class ModelRegistry: Sendable {
         }
         defer { startupDone.store(true, ordering: .relaxed) }
         for name in names { try? await load(name, expectedModels: names.count) }
-        logger.info("models loaded: \(index().map { "\($0.name)\($0.version.map { " v\($0)" } ?? "") \($0.state.rawValue)" }.joined(separator: ", ")); CPUs: \(cpuSplit)")
+        logger.info("models at start: \(index().map { "\($0.name)\($0.version.map { " v\($0)" } ?? "") \($0.state.rawValue)\($0.reason.isEmpty ? "" : " (\($0.reason))")" }.joined(separator: ", ")); CPUs: \(cpuSplit)")
     }
 
     /// Loads `name`: the versions its policy chooses that are not loaded yet, each compiled and
