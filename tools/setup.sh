@@ -144,7 +144,8 @@ installed=.venv/requirements.installed
 if cmp -s tools/requirements.txt "$installed"; then
     echo "tools/requirements.txt installed already"
 else
-    $python -m pip install -q --disable-pip-version-check -r tools/requirements.txt
+    # --no-compile: byte-compiling every module of every package (most never imported) took 20 of 50 s.
+    $python -m pip install -q --disable-pip-version-check --no-compile -r tools/requirements.txt
     cp tools/requirements.txt "$installed"
 fi
 site=$($python -c 'import openvino, os; print(os.path.dirname(openvino.__file__))')
