@@ -2,32 +2,25 @@
 # Sets up visionpool on Debian 12 from a fresh clone, then classifies the bundled sample photos.
 #
 #   tools/setup.sh            everything: packages, Python env, models, fixtures, release build, demo
-#   tools/setup.sh --prepare  everything but the build and the demo
-#   tools/setup.sh --tests    everything but the demo, building the test targets too (tools/test.sh)
+#   tools/setup.sh --prepare  everything but the build and the demo (what tools/test.sh needs)
 #   tools/setup.sh --cuda     also ONNX Runtime's GPU build and the CUDA 13 libraries, into
 #                             .venv/cuda (about 2 GB; for machines with an NVIDIA GPU)
 #
 # Idempotent: each step skips what is already in place, and a failing step names itself; the
-# summary at the end gives each step's time. The Swift build starts as soon as the Python
-# environment it links against is in place and runs beside the model and fixture steps (its
-# output goes to .build/setup-build.log, shown if it fails). The int8 models are optional for the demo: one that
+# summary at the end gives each step's time. The int8 models are optional for the demo: one that
 # cannot be produced on this CPU is skipped and Models/NAME.unavailable says why (`visionpool
-# models` shows it). Under --prepare and --tests they are required, since the test suite runs them.
+# models` shows it). Under --prepare they are required, since the test suite runs them.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-models_required=false
-build=true
-demo=true
-build_tests=()
+prepare_only=false
 cuda=false
 for argument in "$@"; do
     case "$argument" in
-        --prepare) models_required=true; build=false; demo=false ;;
-        --tests) models_required=true; demo=false; build_tests=(--build-tests) ;;
+        --prepare) prepare_only=true ;;
         --cuda) cuda=true ;;
-        *) printf 'usage: tools/setup.sh [--prepare | --tests] [--cuda]\n' >&2; exit 64 ;;
+        *) printf 'usage: tools/setup.sh [--prepare] [--cuda]\n' >&2; exit 64 ;;
     esac
 done
 
@@ -59,33 +52,6 @@ summary() {
 }
 fail() { printf '\nsetup failed at step "%s": %s\n' "$current" "$*" >&2; exit 1; }
 trap 'fail "the command above exited with status $?"' ERR
-
-# The Swift build, run in the background beside the steps that need no build. On 2 CPUs the
-# steps' downloads and single-threaded Python leave a CPU idle that the compiler takes.
-build_log=.build/setup-build.log
-build_pid=""
-build_started=0
-start_build() {
-    mkdir -p .build
-    build_started=$SECONDS
-    swift build "${build_flags[@]}" "${build_tests[@]}" >"$build_log" 2>&1 &
-    build_pid=$!
-    printf 'swift build %s started in the background (log: %s)\n' "${build_flags[*]} ${build_tests[*]}" "$build_log"
-}
-# Waits for the background build; a failed build shows the end of its log.
-finish_build() {
-    local status=0
-    wait "$build_pid" || status=$?
-    build_pid=""
-    if ((status != 0)); then
-        tail -n 40 "$build_log" >&2
-        fail "swift build exited with status $status (whole log: $build_log)"
-    fi
-    tail -n 1 "$build_log"
-    timings+=("$(printf '%-20s %5d s' "swift build" $((SECONDS - build_started)))")
-}
-# A set-up that stops early does not leave the compiler running.
-trap '[[ -z $build_pid ]] || kill "$build_pid" 2>/dev/null || true' EXIT
 # Runs a command as root: directly, or through sudo.
 as_root() {
     if [[ $(id -u) -eq 0 ]]; then "$@"; return; fi
@@ -97,7 +63,7 @@ cpu_flags() { grep -o -w -E 'avx2|avx512f|avx512_vnni|avx512_bf16|amx_tile' /pro
 
 # Produces the optional catalog model NAME with the command that follows, unless it is in place.
 # If the command fails, the demo goes on without it and Models/NAME.unavailable says why; under
-# --prepare and --tests the failure stops set-up, since the test suite runs every model.
+# --prepare the failure stops set-up, since the test suite runs every model.
 optional_model() {
     local name=$1 output reason
     shift
@@ -113,7 +79,7 @@ optional_model() {
     fi
     reason="set-up could not produce it on this CPU ($(cpu_flags)): $(grep -v '^[[:space:]]*$' "$output" | tail -n 1)"
     rm -f "$output"
-    $models_required && fail "$name, which the test suite runs: $reason"
+    $prepare_only && fail "$name, which the test suite runs: $reason"
     printf '%s\n' "$reason" >"Models/$name.unavailable"
     skipped+=("$name: $reason")
 }
@@ -159,7 +125,6 @@ ln -sfn "$ort" .venv/onnxruntime
 [[ -e .venv/onnxruntime/libonnxruntime.so.1.31.1 ]] ||
     fail "the onnxruntime wheel lacks capi/libonnxruntime.so.1.31.1"
 echo "onnxruntime library at $ort"
-if $build; then start_build; fi
 
 if $cuda; then
     step "CUDA" "onnxruntime-gpu and the CUDA 13 libraries into .venv/cuda (tools/requirements-cuda.txt)"
@@ -218,14 +183,13 @@ $python tools/testdata/reference_preprocess.py --manifest tools/testdata/referen
 step "benchmark images" "ImageNet-size and 12 MP camera-size JPEGs into Models/bench"
 $python tools/testdata/make_bench_images.py --samples Models/samples --out Models/bench
 
-if $build; then
-    step "waiting for build" "swift build ${build_flags[*]} ${build_tests[*]}"
-    finish_build
-fi
-if ! $demo; then
+if $prepare_only; then
     summary
     exit 0
 fi
+
+step "build" "swift build ${build_flags[*]}"
+swift build "${build_flags[@]}"
 bin=$(swift build "${build_flags[@]}" --show-bin-path)
 
 step "demo" "visionpool classify Models/samples"
