@@ -181,6 +181,8 @@ let package = Package(
                 "CLinuxShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
 
@@ -194,7 +196,7 @@ let package = Package(
             name: "ModelRegistryTests",
             dependencies: ["ModelRegistry", "ModelCatalog", "WorkerPool", "TestSupport", .product(name: "Logging", package: "swift-log")]
         ),
-        .testTarget(name: "BenchmarkingTests", dependencies: ["Benchmarking", "visionpool", "TestSupport"]),
+        .testTarget(name: "BenchmarkingTests", dependencies: ["Benchmarking", "SystemSupport", "visionpool", "TestSupport"]),
         .testTarget(name: "SystemSupportTests", dependencies: ["SystemSupport", "CLinuxShims"]),
         .testTarget(name: "SharedMemoryTests", dependencies: ["SharedMemory", "CPoolWire", "CLinuxShims", "TestSupport"]),
         .testTarget(
@@ -202,6 +204,7 @@ let package = Package(
             dependencies: [
                 "visionpool", "InferenceServer", "ModelRegistry", "Classification", "WorkerPool", "CLinuxShims", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),
         .testTarget(name: "WorkerPoolTests", dependencies: ["WorkerPool", "Classification", "CPoolWire", "CLinuxShims", "visionpool", "TestSupport"]),

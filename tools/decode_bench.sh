@@ -4,18 +4,22 @@
 # as SwiftPM builds it, and
 # runs them in turn on the same files, per format, for a few rounds. Medians in µs.
 #
-#   tools/decode_bench.sh [REVISION] [--rounds 3] [--seconds 2]
+#   tools/decode_bench.sh [REVISION] [--rounds 3] [--seconds 2] [--jpeg MODE]
+#
+# --jpeg decodes JPEGs with libjpeg-turbo's faster options in the working tree's build only
+# (fast-upsampling, fast-idct or fast): against REVISION's exact decode, what the option saves.
 #
 # Files: Models/bench/imagenet (JPEG, 500×375) and Models/bench/camera (12 MP JPEG), and the
 # ImageNet-size ones re-encoded as PNG, WebP, BMP and TIFF (into .build-decode-bench/).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-revision=HEAD rounds=3 seconds=2
+revision=HEAD rounds=3 seconds=2 jpeg=exact
 while (($#)); do
     case "$1" in
         --rounds) rounds=$2; shift 2 ;;
         --seconds) seconds=$2; shift 2 ;;
+        --jpeg) jpeg=$2; shift 2 ;;
         *) revision=$1; shift ;;
     esac
 done
@@ -31,6 +35,7 @@ build() {  # build FOLDER-WITH-SOURCES OUTPUT
         flags+=(-DVP_BENCH_PREPROCESS_SECONDS\(r\)=\(r.resize_seconds+r.normalize_seconds\))
     fi
     grep -q allow_crop_decoding "$header" && flags+=(-DVP_BENCH_CROP_DECODING)
+    grep -q jpeg_fast_upsampling "$header" && flags+=(-DVP_BENCH_JPEG_OPTIONS)
     # The C decoders the revision has: JPEGDecoder.c, and at 75c0a74 (libspng, measured slower
     # than OpenCV's libpng and reverted; docs/PERFORMANCE.md) PNGDecoder.c, which needs libspng-dev.
     local objects=() libraries=()
@@ -62,7 +67,7 @@ for path in sorted(Path("Models/bench/imagenet").glob("*.jpg")):
         image.save(out / suffix / f"{path.stem}.{suffix}", **options)
 PY
 
-printf 'revision %s against the working tree; CPU flags: %s\n' "$(git rev-parse --short "$revision")" \
+printf 'revision %s against the working tree (JPEG decoding: %s); CPU flags: %s\n' "$(git rev-parse --short "$revision")" "$jpeg" \
     "$(grep -o -w -E 'avx2|avx512f|avx512_bf16|avx512_vnni|amx_tile' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 printf '%-22s %24s %24s\n' "format" "before decode / prep µs" "after decode / prep µs"
 for set in imagenet:Models/bench/imagenet/*.jpg camera:Models/bench/camera/*.jpg png:$out/formats/png/* webp:$out/formats/webp/* \
@@ -72,7 +77,7 @@ for set in imagenet:Models/bench/imagenet/*.jpg camera:Models/bench/camera/*.jpg
     before=() after=()
     for ((round = 0; round < rounds; round++)); do
         before+=("$("$out/decode_bench_before" --seconds "$seconds" "${files[@]}")")
-        after+=("$("$out/decode_bench_after" --seconds "$seconds" "${files[@]}")")
+        after+=("$("$out/decode_bench_after" --seconds "$seconds" --jpeg "$jpeg" "${files[@]}")")
     done
     .venv/bin/python - "$name" "${#files[@]}" "${before[@]}" -- "${after[@]}" <<'PY'
 import json, statistics, sys

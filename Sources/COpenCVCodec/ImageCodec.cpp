@@ -311,7 +311,8 @@ vp_codec_status decodeJPEG(const uint8_t *data, size_t length, int32_t scale, bo
                            char *message, size_t capacity) {
     vp_jpeg_decoder *opened = nullptr;
     int32_t width = 0, height = 0;
-    const vp_jpeg_status status = vp_jpeg_open(data, length, scale, &opened, &width, &height, message, capacity);
+    const vp_jpeg_options options = {spec.jpeg_fast_upsampling, spec.jpeg_fast_idct};
+    const vp_jpeg_status status = vp_jpeg_open(data, length, scale, options, &opened, &width, &height, message, capacity);
     if (status == VP_JPEG_UNSUPPORTED) return VP_CODEC_OK;
     if (status != VP_JPEG_OK) return VP_CODEC_CORRUPT;
     const std::unique_ptr<vp_jpeg_decoder, void (*)(vp_jpeg_decoder *)> decoder(opened, vp_jpeg_close);

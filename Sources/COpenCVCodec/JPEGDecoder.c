@@ -1,7 +1,8 @@
 // JPEG decoding with libjpeg-turbo (jpeg_read_header, jpeg_start_decompress, jpeg_read_scanlines)
 // into the caller's BGR rows. OpenCV 4.6 decodes to RGB and swaps every pixel to BGR in a
 // scalar loop that costs as much as the entropy decoding; libjpeg-turbo's JCS_EXT_BGR output
-// writes BGR directly, with the same arithmetic (ISLOW inverse DCT, fancy upsampling).
+// writes BGR directly, with the same arithmetic (ISLOW inverse DCT, fancy upsampling) unless
+// the caller asks for libjpeg-turbo's faster, less exact options.
 #include "JPEGDecoder.h"
 
 // jpeglib.h uses FILE without including stdio.h.
@@ -33,8 +34,8 @@ static vp_jpeg_status corrupt(vp_jpeg_decoder *decoder, char *message, size_t ca
     return VP_JPEG_CORRUPT;
 }
 
-vp_jpeg_status vp_jpeg_open(const uint8_t *data, size_t length, int32_t scale, vp_jpeg_decoder **result, int32_t *width,
-                            int32_t *height, char *message, size_t capacity) {
+vp_jpeg_status vp_jpeg_open(const uint8_t *data, size_t length, int32_t scale, vp_jpeg_options options, vp_jpeg_decoder **result,
+                            int32_t *width, int32_t *height, char *message, size_t capacity) {
     *result = NULL;
     vp_jpeg_decoder *decoder = calloc(1, sizeof(vp_jpeg_decoder));
     if (decoder == NULL) {
@@ -66,6 +67,8 @@ vp_jpeg_status vp_jpeg_open(const uint8_t *data, size_t length, int32_t scale, v
     decoder->info.out_color_space = JCS_EXT_BGR;
     decoder->info.scale_num = 1;
     decoder->info.scale_denom = (unsigned int)scale;
+    decoder->info.do_fancy_upsampling = options.fast_upsampling ? FALSE : TRUE;
+    decoder->info.dct_method = options.fast_idct ? JDCT_IFAST : JDCT_ISLOW;
     jpeg_calc_output_dimensions(&decoder->info);
     *width = (int32_t)decoder->info.output_width;
     *height = (int32_t)decoder->info.output_height;

@@ -17,11 +17,17 @@ typedef enum {
 
 typedef struct vp_jpeg_decoder vp_jpeg_decoder;
 
+/// How libjpeg-turbo trades exactness for speed; both off is the exact decode OpenCV's reader does.
+typedef struct {
+    int32_t fast_upsampling; ///< merged chroma upsampling: each chroma sample covers its 2×1 or 2×2 pixels (do_fancy_upsampling = FALSE)
+    int32_t fast_idct;       ///< the fast integer inverse DCT (JDCT_IFAST), less accurate than the default JDCT_ISLOW
+} vp_jpeg_options;
+
 /// Reads the header of `data` (which must outlive the decoder) and sets the output scale to
 /// 1/`scale` (1, 2, 4 or 8): libjpeg then skips that much of the inverse DCT, as OpenCV's
 /// IMREAD_REDUCED_COLOR_* do. `*width` and `*height` get the scaled size, before EXIF orientation.
-vp_jpeg_status vp_jpeg_open(const uint8_t *data, size_t length, int32_t scale, vp_jpeg_decoder **decoder, int32_t *width,
-                            int32_t *height, char *message, size_t capacity);
+vp_jpeg_status vp_jpeg_open(const uint8_t *data, size_t length, int32_t scale, vp_jpeg_options options, vp_jpeg_decoder **decoder,
+                            int32_t *width, int32_t *height, char *message, size_t capacity);
 
 /// Decodes every row as 8-bit BGR into `pixels` (`stride` bytes apart), as OpenCV's own JPEG
 /// reader would after its RGB-to-BGR copy, which this skips: libjpeg-turbo writes BGR itself.

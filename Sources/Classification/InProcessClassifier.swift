@@ -50,11 +50,11 @@ public final class InProcessClassifier {
     private let input: UnsafeMutableBufferPointer<Float>
     private let output: UnsafeMutableBufferPointer<Float>
 
-    public init(entry: CatalogEntry, engineOptions: EngineOptions, maxPixels: Int = PreprocessSpec.defaultMaxPixels) throws {
+    public init(entry: CatalogEntry, engineOptions: EngineOptions, decoder: DecoderSettings = DecoderSettings()) throws {
         let manifest = entry.manifest
         self.entry = entry
         labels = try entry.labels()
-        spec = PreprocessSpec(manifest.preprocessing, maxPixels: maxPixels)
+        spec = PreprocessSpec(manifest.preprocessing, decoder: decoder)
         let loaded = try loadEngine(model: EngineModel(entry: entry), options: engineOptions)
         engine = loaded.engine
         engineDescription = loaded.description
@@ -94,11 +94,11 @@ public final class InProcessClassifier {
 
 extension PreprocessSpec {
     /// The decoder's spec for a model's manifest.
-    public init(_ preprocessing: ModelManifest.Preprocessing, maxPixels: Int = PreprocessSpec.defaultMaxPixels) {
+    public init(_ preprocessing: ModelManifest.Preprocessing, decoder: DecoderSettings = DecoderSettings()) {
         self.init(
             resizeShortSide: preprocessing.resizeShortSide, cropWidth: preprocessing.crop[1], cropHeight: preprocessing.crop[0],
             mean: preprocessing.mean, std: preprocessing.std,
-            channelOrder: preprocessing.channelOrder == .bgr ? .bgr : .rgb, maxPixels: maxPixels)
+            channelOrder: preprocessing.channelOrder == .bgr ? .bgr : .rgb, jpeg: decoder.jpeg, maxPixels: decoder.maxPixels)
     }
 }
 

@@ -14,17 +14,17 @@ public final class PoolClassifier: Sendable {
     private let labels: [String]
 
     /// Starts the pool's workers and waits until every one is ready.
-    public convenience init(entry: CatalogEntry, configuration: PoolConfiguration, maxPixels: Int = PreprocessSpec.defaultMaxPixels) async throws {
-        try self.init(unstarted: entry, configuration: configuration, maxPixels: maxPixels)
+    public convenience init(entry: CatalogEntry, configuration: PoolConfiguration, decoder: DecoderSettings = DecoderSettings()) async throws {
+        try self.init(unstarted: entry, configuration: configuration, decoder: decoder)
         try await pool.start()
     }
 
     /// A classifier whose pool is not started yet: a server binds first and reports itself
     /// not ready until `pool.start()` returns.
-    public init(unstarted entry: CatalogEntry, configuration: PoolConfiguration, maxPixels: Int = PreprocessSpec.defaultMaxPixels) throws {
+    public init(unstarted entry: CatalogEntry, configuration: PoolConfiguration, decoder: DecoderSettings = DecoderSettings()) throws {
         self.entry = entry
         labels = try entry.labels()
-        spec = PreprocessSpec(entry.manifest.preprocessing, maxPixels: maxPixels)
+        spec = PreprocessSpec(entry.manifest.preprocessing, decoder: decoder)
         pool = try WorkerPool(configuration: configuration)
     }
 

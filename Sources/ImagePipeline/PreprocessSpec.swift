@@ -6,6 +6,33 @@ public enum ChannelOrder: String, Sendable, Codable {
     case bgr = "BGR"
 }
 
+/// How libjpeg-turbo decodes JPEGs: exactly (the accurate inverse DCT and fancy chroma
+/// upsampling, what OpenCV's reader does), or with its faster, less exact options. What each
+/// costs in accuracy and gains in speed is measured in docs/PERFORMANCE.md.
+public enum JPEGDecoding: String, Sendable, Codable, CaseIterable {
+    case exact
+    /// Merged chroma upsampling: each chroma sample covers its 2×1 or 2×2 pixels.
+    case fastUpsampling = "fast-upsampling"
+    /// The fast integer inverse DCT (JDCT_IFAST).
+    case fastIDCT = "fast-idct"
+    /// Both.
+    case fast
+
+    var fastUpsampling: Bool { self == .fastUpsampling || self == .fast }
+    var fastIDCT: Bool { self == .fastIDCT || self == .fast }
+}
+
+/// What the decoder may do with any image, whatever model it is for.
+public struct DecoderSettings: Sendable, Equatable {
+    /// Images whose header claims more pixels are refused before any pixel is allocated.
+    public var maxPixels: Int
+    public var jpeg: JPEGDecoding
+
+    public init(maxPixels: Int = PreprocessSpec.defaultMaxPixels, jpeg: JPEGDecoding = .exact) {
+        (self.maxPixels, self.jpeg) = (maxPixels, jpeg)
+    }
+}
+
 /// How an image becomes one model input: resize the short side, crop the centre, then
 /// normalize each channel as (pixel − mean) / std with pixels in 0...255.
 public struct PreprocessSpec: Sendable, Equatable {
@@ -22,11 +49,12 @@ public struct PreprocessSpec: Sendable, Equatable {
     public var allowDCTReduction: Bool
     /// Decode only the JPEG rows and columns the centre crop reads; the tensor is the same.
     public var allowCropDecoding: Bool
+    public var jpeg: JPEGDecoding
     public var maxPixels: Int
 
     public init(
         resizeShortSide: Int, cropWidth: Int, cropHeight: Int, mean: [Float], std: [Float],
-        channelOrder: ChannelOrder = .rgb, allowDCTReduction: Bool = true, allowCropDecoding: Bool = true,
+        channelOrder: ChannelOrder = .rgb, allowDCTReduction: Bool = true, allowCropDecoding: Bool = true, jpeg: JPEGDecoding = .exact,
         maxPixels: Int = PreprocessSpec.defaultMaxPixels
     ) {
         precondition(mean.count == 3 && std.count == 3, "mean and std need one value per channel")
@@ -38,6 +66,7 @@ public struct PreprocessSpec: Sendable, Equatable {
         self.channelOrder = channelOrder
         self.allowDCTReduction = allowDCTReduction
         self.allowCropDecoding = allowCropDecoding
+        self.jpeg = jpeg
         self.maxPixels = maxPixels
     }
 
@@ -54,6 +83,8 @@ public struct PreprocessSpec: Sendable, Equatable {
         spec.channels_bgr = channelOrder == .bgr ? 1 : 0
         spec.allow_dct_reduction = allowDCTReduction ? 1 : 0
         spec.allow_crop_decoding = allowCropDecoding ? 1 : 0
+        spec.jpeg_fast_upsampling = jpeg.fastUpsampling ? 1 : 0
+        spec.jpeg_fast_idct = jpeg.fastIDCT ? 1 : 0
         spec.max_pixels = Int64(maxPixels)
         return spec
     }

@@ -1,6 +1,7 @@
 import Classification
 import EngineInterface
 import Foundation
+import ImagePipeline
 import Logging
 import ModelCatalog
 import Synchronization
@@ -49,7 +50,7 @@ public final class ModelRegistry: Sendable {
         public var threads: Int?
         public var maxBatch: Int?
         public var batchDelay: Duration
-        public var maxPixels: Int
+        public var decoder: DecoderSettings
         /// How long an unloaded version's requests in flight may take to finish.
         public var drainTimeout: Duration
         /// Applied last to every pool's configuration: its queue, timeouts and logger.
@@ -60,10 +61,11 @@ public final class ModelRegistry: Sendable {
 
         public init(
             engine: EngineOptions, workers: Int? = nil, threads: Int? = nil, maxBatch: Int? = nil, batchDelay: Duration = .milliseconds(2),
-            maxPixels: Int, drainTimeout: Duration = .seconds(30), tune: @escaping @Sendable (inout PoolConfiguration) -> Void = { _ in }
+            decoder: DecoderSettings = DecoderSettings(), drainTimeout: Duration = .seconds(30),
+            tune: @escaping @Sendable (inout PoolConfiguration) -> Void = { _ in }
         ) {
             (self.engine, self.workers, self.threads, self.maxBatch, self.batchDelay) = (engine, workers, threads, maxBatch, batchDelay)
-            (self.maxPixels, self.drainTimeout, self.tune) = (maxPixels, drainTimeout, tune)
+            (self.decoder, self.drainTimeout, self.tune) = (decoder, drainTimeout, tune)
         }
     }
 
@@ -361,7 +363,7 @@ public final class ModelRegistry: Sendable {
                 maxBatch: config.maxBatch ?? settings.maxBatch ?? 1, batchDelay: config.batchDelay ?? settings.batchDelay)
             if dividesCPUs { configuration.cpuSets = cpuSets }
             settings.tune(&configuration)
-            let classifier = try PoolClassifier(unstarted: served.entry, configuration: configuration, maxPixels: settings.maxPixels)
+            let classifier = try PoolClassifier(unstarted: served.entry, configuration: configuration, decoder: settings.decoder)
             try await classifier.pool.start()
             let model = LoadedModel(name: name, version: version, entry: served.entry, classifier: classifier)
             let split = table.withLock { table in

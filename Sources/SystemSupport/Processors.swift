@@ -5,10 +5,10 @@ import SystemPackage
 /// The CPUs this process may run on: its affinity mask (`sched_getaffinity`), which `taskset`
 /// and container runtimes set. Engines take their default thread count from it and the pool
 /// its placement, so a process limited to some CPUs never plans for all of the machine's.
-/// Falls back to the online CPUs if the mask cannot be read.
-public func availableCPUs() -> [Int] {
+/// Falls back to the online CPUs if the mask cannot be read. `pid` asks for another process's.
+public func availableCPUs(of pid: Int32 = 0) -> [Int] {
     var cpus = [Int32](repeating: 0, count: 1024)
-    let count = CLinuxShims_get_affinity(0, &cpus, cpus.count)
+    let count = CLinuxShims_get_affinity(pid, &cpus, cpus.count)
     return count > 0 ? cpus.prefix(Int(count)).map(Int.init) : Array(0..<sysconf(Int32(_SC_NPROCESSORS_ONLN)))
 }
 

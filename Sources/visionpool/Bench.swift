@@ -67,6 +67,7 @@ struct Bench: AsyncParsableCommand {
     var models: String?
     @OptionGroup(title: "Engine (--in-process and --pool)") var engine: EngineSelection
     @OptionGroup(title: "Worker pool (--pool)") var poolShape: PoolSelection
+    @OptionGroup(title: "Decoding (--in-process and --pool)") var decoder: DecoderOptions
 
     @Option(help: "Images per inference (--in-process).")
     var batch: Int = 1
@@ -262,7 +263,7 @@ struct Bench: AsyncParsableCommand {
         let startup = ContinuousClock.now
         let target = InProcessTarget(
             engine: try loadEngine(model: try EngineModel(entry: entry), options: options, warmUpBatches: configuration.batch ?? 1).engine,
-            spec: PreprocessSpec(entry.manifest.preprocessing), batch: configuration.batch ?? 1)
+            spec: PreprocessSpec(entry.manifest.preprocessing, decoder: decoder.settings), batch: configuration.batch ?? 1)
         let ready = (ContinuousClock.now - startup).seconds
         return (ready, await measure(target, workload, load, limits, label: configuration.label))
     }
@@ -285,7 +286,7 @@ struct Bench: AsyncParsableCommand {
         try await workers.start()
         let ready = (ContinuousClock.now - startup).seconds
         let measurement = await measure(
-            PoolTarget(pool: workers, spec: PreprocessSpec(entry.manifest.preprocessing)), workload, load, limits, label: configuration.label)
+            PoolTarget(pool: workers, spec: PreprocessSpec(entry.manifest.preprocessing, decoder: decoder.settings)), workload, load, limits, label: configuration.label)
         await workers.shutdown()
         return (ready, measurement)
     }

@@ -24,8 +24,7 @@ struct Classify: AsyncParsableCommand {
     @Option(help: "How many classes to show per image.")
     var top: Int = 5
 
-    @Option(help: "Refuse images whose header claims more pixels than this (decompression bombs).")
-    var maxPixels: Int = PreprocessSpec.defaultMaxPixels
+    @OptionGroup(title: "Decoding") var decoder: DecoderOptions
 
     @Flag(help: "One JSON object per image on standard output.")
     var json = false
@@ -35,7 +34,6 @@ struct Classify: AsyncParsableCommand {
 
     func validate() throws {
         guard top >= 1 else { throw ValidationError("--top must be at least 1") }
-        guard maxPixels >= 1 else { throw ValidationError("--max-pixels must be at least 1") }
     }
 
     func run() async throws {
@@ -52,7 +50,7 @@ struct Classify: AsyncParsableCommand {
         let summary: String
         if onPool {
             let configuration = try pool.configuration(entry: entry, engine: engine)
-            let classifier = try await PoolClassifier(entry: entry, configuration: configuration, maxPixels: maxPixels)
+            let classifier = try await PoolClassifier(entry: entry, configuration: configuration, decoder: decoder.settings)
             let ready = (ContinuousClock.now - startup).seconds
             let start = ContinuousClock.now
             // Files are read whole before a slot is free: keep only a few in memory at once.
@@ -69,7 +67,7 @@ struct Classify: AsyncParsableCommand {
             summary = "\(String(format: "%.2f", (ContinuousClock.now - start).seconds)) s · \(name) on \(configuration.workers) \(engine.kind.rawValue) \(status.precision) workers × \(configuration.threadsPerWorker) threads, batch ≤ \(configuration.maxBatch), ready in \(String(format: "%.2f", ready)) s"
                 + (status.precisionFallback.map { "\n  \($0)" } ?? "")
         } else {
-            let classifier = try InProcessClassifier(entry: entry, engineOptions: try engine.resolved().options, maxPixels: maxPixels)
+            let classifier = try InProcessClassifier(entry: entry, engineOptions: try engine.resolved().options, decoder: decoder.settings)
             let ready = (ContinuousClock.now - startup).seconds
             let start = ContinuousClock.now
             for path in images {

@@ -4,6 +4,8 @@ import Classification
 import Foundation
 import InferenceServer
 import Logging
+import NIOCore
+import NIOPosix
 import ModelCatalog
 import ModelRegistry
 import SystemSupport
@@ -36,6 +38,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup(title: "Models") var served: ServedModels
     @OptionGroup var engine: EngineSelection
     @OptionGroup(title: "Worker pool") var pool: PoolSelection
+    @OptionGroup(title: "Decoding") var decoder: DecoderOptions
 
     @Option(help: ArgumentHelp("The Unix-domain socket to listen on.", discussion: "Default: $XDG_RUNTIME_DIR/visionpool.sock, else /tmp/visionpool-UID/visionpool.sock (a private folder)."))
     var socket: String?
@@ -107,8 +110,6 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Samples (images or tensors; a request of 8 images counts 8) that may wait for a free slot before new ones get 503 with Retry-After.")
     var maxQueue: Int = 256
 
-    @Option(help: "Largest image accepted, in pixels (its header is read before decoding).")
-    var maxPixels: Int = 1 << 27
 
     @Flag(help: "Log one line per request.")
     var accessLog = false
@@ -163,6 +164,9 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Swift concurrency's jobs run on NIO's event loops: a request's handler then starts on
+        // the thread that read it, instead of waking a thread of Swift's own pool for it.
+        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         var logger = switch logFormat {
         case .text: Logger(label: "visionpool", factory: { StreamLogHandler.standardError(label: $0) })
         case .json: Logger(label: "visionpool", factory: { JSONLinesLogHandler(label: $0) })
@@ -192,7 +196,7 @@ struct Serve: AsyncParsableCommand {
         let (pool, maxQueue, workerTimeout, livenessTimeout) = (self.pool, self.maxQueue, self.workerTimeout, self.livenessTimeout)
         var settings = ModelRegistry.Settings(
             engine: options, workers: single ? shape.workers : pool.workers, threads: single || engine.threads > 0 ? shape.threads : nil,
-            maxBatch: pool.batch(on: options.device), batchDelay: .microseconds(Int64(pool.batchDelay * 1000)), maxPixels: maxPixels,
+            maxBatch: pool.batch(on: options.device), batchDelay: .microseconds(Int64(pool.batchDelay * 1000)), decoder: decoder.settings,
             drainTimeout: .seconds(gracefulTimeout)
         ) { configuration in
             if configuration.engine.device == options.device { configuration.devices = devices }

@@ -4,12 +4,35 @@ import Foundation
 import InferenceEngines
 import ModelCatalog
 import ModelRegistry
+import ImagePipeline
 import Classification
 import WorkerPool
 
 extension EngineKind: ExpressibleByArgument {}
 extension Precision: ExpressibleByArgument {}
 extension ModelManifest.Output.Kind: ExpressibleByArgument {}
+extension JPEGDecoding: ExpressibleByArgument {}
+
+/// What the front's decoder may do with any image: how large, and how exactly JPEGs are decoded.
+struct DecoderOptions: ParsableArguments {
+    @Option(help: "Refuse images whose header claims more pixels than this (decompression bombs; read before decoding).")
+    var maxPixels: Int = PreprocessSpec.defaultMaxPixels
+
+    @Option(help: ArgumentHelp(
+        "How JPEGs are decoded: exact, fast-upsampling, fast-idct or fast (both).",
+        discussion: """
+            exact is libjpeg-turbo's accurate inverse DCT with fancy chroma upsampling, the pixels OpenCV's reader gives. \
+            The fast options are libjpeg-turbo's own: merged chroma upsampling and the fast integer inverse DCT; \
+            docs/PERFORMANCE.md gives what each saves and how often it changes a model's top class.
+            """))
+    var jpegDecoding: JPEGDecoding = .exact
+
+    func validate() throws {
+        guard maxPixels >= 1 else { throw ValidationError("--max-pixels must be at least 1") }
+    }
+
+    var settings: DecoderSettings { DecoderSettings(maxPixels: maxPixels, jpeg: jpegDecoding) }
+}
 
 /// Which catalog, and which model in it; or one model's own folder; or one model of a repository.
 struct ModelSelection: ParsableArguments {

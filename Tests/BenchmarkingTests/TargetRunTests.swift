@@ -6,6 +6,7 @@ import ImagePipeline
 import InferenceEngines
 import ModelCatalog
 import Synchronization
+import SystemSupport
 import TestSupport
 import Testing
 import WorkerPool
@@ -105,6 +106,9 @@ import WorkerPool
         #expect(resources.workers.count == 2, "the server's two workers")
         #expect(resources.client?.pid == getpid())
         #expect(resources.cpuUtilization != nil)
+        #expect(resources.front?.cpus == availableCPUs(of: server.process.processIdentifier).count)
+        let frontBound = try #require(measurement.frontBoundImagesPerSecond)
+        #expect(frontBound >= measurement.imagesPerSecond * 0.9, "the front cannot have answered faster than its CPUs allow")
     }
 
     @Test func aServerOverLoopbackTCP() async throws {

@@ -78,6 +78,12 @@ extension EngineOptions: CustomTestStringConvertible {
         #expect(StageTimes(serverTiming: stages.serverTiming) == stages)
     }
 
+    @Test("milliseconds are written as %.3f writes them", arguments: [0, 0.000_000_4, 0.000_25, 0.001, 0.012_345_6, 0.999_999_6, 12.5, 3600])
+    func millisecondsAsPrintfWritesThem(seconds: Double) {
+        let stages = StageTimes([.decode: seconds])
+        #expect(stages.serverTiming == "decode;dur=\(String(format: "%.3f", seconds * 1000))")
+    }
+
     @Test func aRequestOfManySamplesTakesEachStagesSlowest() {
         let first = StageTimes([.queue: 1, .decode: 5]), second = StageTimes([.queue: 3, .inference: 2])
         #expect(first.slowest(second) == StageTimes([.queue: 3, .decode: 5, .inference: 2]))

@@ -63,21 +63,37 @@ func preprocess(_ image: Data, spec: PreprocessSpec = efficientNetSpec) throws(I
     func cropDecodingMatchesFullDecoding(name: String) throws {
         let image = try Fixtures.image(name)
         for dct in [true, false] {
-            var full = efficientNetSpec
-            full.allowDCTReduction = dct
-            full.allowCropDecoding = false
-            var cropped = full
-            cropped.allowCropDecoding = true
-            let (fullReport, fullTensor) = try preprocess(image, spec: full)
-            let (croppedReport, croppedTensor) = try preprocess(image, spec: cropped)
-            #expect(croppedTensor == fullTensor, "\(name), DCT \(dct)")
-            #expect(fullReport.decodedPixels == fullReport.decodedWidth * fullReport.decodedHeight)
-            #expect(croppedReport.decodedWidth == fullReport.decodedWidth && croppedReport.decodedHeight == fullReport.decodedHeight)
-            let upright = !name.contains("exif") && !name.contains("cmyk")
-            if upright && fullReport.decodedWidth != fullReport.decodedHeight {
-                #expect(croppedReport.decodedPixels < fullReport.decodedPixels, "\(name), DCT \(dct): \(croppedReport.decodedPixels) pixels decoded")
+            for jpeg in JPEGDecoding.allCases {
+                var full = efficientNetSpec
+                full.allowDCTReduction = dct
+                full.jpeg = jpeg
+                full.allowCropDecoding = false
+                var cropped = full
+                cropped.allowCropDecoding = true
+                let (fullReport, fullTensor) = try preprocess(image, spec: full)
+                let (croppedReport, croppedTensor) = try preprocess(image, spec: cropped)
+                #expect(croppedTensor == fullTensor, "\(name), DCT \(dct), \(jpeg)")
+                #expect(fullReport.decodedPixels == fullReport.decodedWidth * fullReport.decodedHeight)
+                #expect(croppedReport.decodedWidth == fullReport.decodedWidth && croppedReport.decodedHeight == fullReport.decodedHeight)
+                let upright = !name.contains("exif") && !name.contains("cmyk")
+                if upright && fullReport.decodedWidth != fullReport.decodedHeight {
+                    #expect(croppedReport.decodedPixels < fullReport.decodedPixels, "\(name), DCT \(dct): \(croppedReport.decodedPixels) pixels decoded")
+                }
             }
         }
+    }
+
+    /// libjpeg-turbo's fast options take effect (the tensor changes) and change grey levels, not the picture.
+    @Test("fast JPEG decoding is close to the exact decode", arguments: JPEGDecoding.allCases.filter { $0 != .exact })
+    func fastJPEGDecoding(jpeg: JPEGDecoding) throws {
+        let image = try Fixtures.image("cat.jpg")
+        var fast = efficientNetSpec
+        fast.jpeg = jpeg
+        let (_, exactTensor) = try preprocess(image)
+        let (_, fastTensor) = try preprocess(image, spec: fast)
+        let meanGreyLevels = zip(fastTensor, exactTensor).map { abs($0 - $1) * 128 }.reduce(0, +) / Float(exactTensor.count)
+        #expect(fastTensor != exactTensor, "\(jpeg) decoded the same pixels as exact")
+        #expect(meanGreyLevels < 2, "\(jpeg): mean difference \(meanGreyLevels) grey levels")
     }
 
     @Test("EXIF orientation turns the stored pixels upright", arguments: ["cat_exif3.jpg", "cat_exif6.jpg", "cat_exif8.jpg"])

@@ -22,7 +22,7 @@ import WorkerPool
         var quiet = Logger(label: "routes")
         quiet.logLevel = .error
         let logger = quiet
-        let settings = ModelRegistry.Settings(engine: EngineOptions(kind: engine, precision: .f32), workers: 1, threads: 1, maxPixels: 1 << 27) {
+        let settings = ModelRegistry.Settings(engine: EngineOptions(kind: engine, precision: .f32), workers: 1, threads: 1) {
             $0.workerExecutable = TestPaths.workerExecutable
             $0.logger = logger
         }

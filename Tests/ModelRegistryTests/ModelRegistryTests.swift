@@ -140,7 +140,7 @@ struct RepositoryFixture {
         var quiet = Logger(label: "test")
         quiet.logLevel = .critical
         let logger = quiet
-        let settings = ModelRegistry.Settings(engine: .init(threads: 1, precision: .f32), maxPixels: 1 << 27, drainTimeout: .seconds(10)) {
+        let settings = ModelRegistry.Settings(engine: .init(threads: 1, precision: .f32), drainTimeout: .seconds(10)) {
             $0.workerExecutable = TestPaths.workerExecutable
             $0.logger = logger
         }

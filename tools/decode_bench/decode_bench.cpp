@@ -3,11 +3,12 @@
 // medians over alternating passes. tools/decode_bench.sh builds it twice, from a git revision
 // and from the working tree, and runs the two in turn.
 //
-//   decode_bench [--resize 256] [--crop 224] [--seconds 2] FILE…
+//   decode_bench [--resize 256] [--crop 224] [--seconds 2] [--jpeg exact|fast-upsampling|fast-idct|fast] FILE…
 //
 // Built against each revision's own header: VP_BENCH_PREPROCESS_SECONDS(report) names the
-// report's resize + normalize time there, and VP_BENCH_CROP_DECODING is defined where the spec
-// has the crop-decoding switch (the script reads both off the header).
+// report's resize + normalize time there, VP_BENCH_CROP_DECODING is defined where the spec
+// has the crop-decoding switch and VP_BENCH_JPEG_OPTIONS where it has libjpeg-turbo's fast
+// options (the script reads them off the header).
 #include "COpenCVCodec.h"
 
 #include <algorithm>
@@ -25,6 +26,7 @@ int main(int argc, char **argv) {
     spec.resize_short_side = 256;
     spec.crop_width = spec.crop_height = 224;
     double seconds = 2;
+    std::string jpeg = "exact";
     std::vector<std::vector<uint8_t>> images;
     for (int i = 1; i < argc; i++) {
         if (std::strcmp(argv[i], "--resize") == 0 && i + 1 < argc) {
@@ -33,13 +35,23 @@ int main(int argc, char **argv) {
             spec.crop_width = spec.crop_height = std::atoi(argv[++i]);
         } else if (std::strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
             seconds = std::atof(argv[++i]);
+        } else if (std::strcmp(argv[i], "--jpeg") == 0 && i + 1 < argc) {
+            jpeg = argv[++i];
         } else {
             std::ifstream file(argv[i], std::ios::binary);
             images.emplace_back(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
         }
     }
     if (images.empty()) {
-        std::fprintf(stderr, "usage: decode_bench [--resize N] [--crop N] [--seconds S] FILE…\n");
+        std::fprintf(stderr, "usage: decode_bench [--resize N] [--crop N] [--seconds S] [--jpeg MODE] FILE…\n");
+        return 64;
+    }
+#ifdef VP_BENCH_JPEG_OPTIONS
+    spec.jpeg_fast_upsampling = jpeg == "fast-upsampling" || jpeg == "fast";
+    spec.jpeg_fast_idct = jpeg == "fast-idct" || jpeg == "fast";
+#endif
+    if (jpeg != "exact" && jpeg != "fast-upsampling" && jpeg != "fast-idct" && jpeg != "fast") {
+        std::fprintf(stderr, "--jpeg is exact, fast-upsampling, fast-idct or fast, not %s\n", jpeg.c_str());
         return 64;
     }
     for (int channel = 0; channel < 3; channel++) {

@@ -63,5 +63,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         status == VP_CODEC_OK && tensor != fullTensor) {
         abort();
     }
+    // libjpeg-turbo's fast options (merged upsampling, fast inverse DCT) take other code paths
+    // through the same hostile bytes.
+    static const vp_preprocess_spec fast = [] {
+        vp_preprocess_spec fast = spec();
+        fast.jpeg_fast_upsampling = 1;
+        fast.jpeg_fast_idct = 1;
+        return fast;
+    }();
+    vp_codec_status fastStatus = vp_codec_preprocess(data, size, &fast, tensor.data(), tensor.size(), &report, message, sizeof message);
+    if (fastStatus == VP_CODEC_INTERNAL || fastStatus == VP_CODEC_INVALID_ARGUMENT) abort();
     return 0;
 }

@@ -62,6 +62,10 @@ public struct RunMeasurement: Codable, Sendable {
     /// Per request, the time in each stage the target reports (absent ones it cannot see).
     public var stages: [String: LatencySummary]
     public var resources: ResourceUsage
+    /// The images/s the front could sustain on its CPUs if inference took no time: its CPUs ÷
+    /// its CPU time per image. Beside `imagesPerSecond` it says which side limits: far above
+    /// it, the workers; close to it, the front. Nil when the front's CPU time is not known.
+    public var frontBoundImagesPerSecond: Double?
     /// A mixed workload's models, each measured apart over the same time; nil for one model.
     public var models: [ModelMeasurement]?
 }
@@ -302,6 +306,10 @@ private final class Tally: Sendable {
             dropped: snapshot.dropped, queueing: queueing, latency: snapshot.latency.summary,
             stages: Dictionary(uniqueKeysWithValues: snapshot.stages.map { ($0.key.rawValue, $0.value.summary) }),
             resources: usage,
+            frontBoundImagesPerSecond: usage.front.flatMap { front in
+                guard let cpus = front.cpus, front.cpuSeconds > 0, images > 0 else { return nil }
+                return Double(cpus) * Double(images) / front.cpuSeconds
+            },
             models: models.isEmpty ? nil : zip(models, snapshot.models).map { name, counts in
                 ModelMeasurement(
                     model: name, requests: counts.completed, failed: counts.failed,

@@ -8,7 +8,7 @@ extension BenchReport {
         var lines = [headline, ""]
         let stages = Stage.allCases.filter { stage in runs.contains { $0.measurement.stages[stage.rawValue] != nil } }
         let header = ["config", "images/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms"] + stages.map { "\($0.rawValue) ms" }
-            + ["CPU", "front CPU ms", "front MB", "worker MB", "ready s", "failed"]
+            + ["CPU", "front CPU ms", "front-bound img/s", "front MB", "worker MB", "ready s", "failed"]
         var rows = [header]
         for run in runs {
             let measurement = run.measurement
@@ -20,6 +20,7 @@ extension BenchReport {
             row += stages.map { stage in measurement.stages[stage.rawValue].map { formatted($0.p50, 2) } ?? "–" }
             row.append(resources.cpuUtilization.map { "\(formatted($0 * 100, 0))%" } ?? "–")
             row.append(frontMilliseconds(measurement).map { formatted($0, 2) } ?? "–")
+            row.append(measurement.frontBoundImagesPerSecond.map { formatted($0, 0) } ?? "–")
             row.append(resources.front.map { megabytes($0.peakRSSBytes) } ?? "–")
             row.append(workerPeak.map { megabytes($0) + (resources.workers.count > 1 ? " max" : "") } ?? "–")
             row.append(run.readySeconds.map { formatted($0, 2) } ?? "–")
@@ -42,7 +43,8 @@ extension BenchReport {
         lines.append("")
         lines.append(
             "stage columns are p50s; CPU is the serving processes' share of \(host.cpus) CPUs; front CPU ms is the front's CPU time per request "
-                + "(a server's, or this process's for the pool, its load generation included); MB are peak resident sets.")
+                + "(a server's, or this process's for the pool, its load generation included); front-bound img/s is what the front could sustain on its "
+                + "CPUs if inference took no time (near images/s: the front limits; far above it: the workers); MB are peak resident sets.")
         for run in runs where run.measurement.failed > 0 {
             let reasons = run.measurement.failures.map { "\($0.count)× \($0.message)" }.joined(separator: "; ")
             lines.append("failed in \(run.configuration.label): \(reasons)")

@@ -9,6 +9,8 @@ public struct ProcessUsage: Codable, Sendable, Equatable {
     public var cpuSeconds: Double
     /// The most resident memory the process ever held (`VmHWM`), including its start-up.
     public var peakRSSBytes: Int
+    /// The CPUs it may run on (its affinity mask), for the front: what its CPU time is measured against.
+    public var cpus: Int?
 }
 
 /// What the serving processes used while a run was measured.
@@ -108,7 +110,13 @@ final class ResourceMonitor: Sendable {
             let usage = { (pid: Int32, sample: Sample) in
                 ProcessUsage(pid: pid, cpuSeconds: max(0, sample.lastCPU - sample.firstCPU), peakRSSBytes: sample.peakRSS)
             }
-            let front = state.front.flatMap { pid in state.processes[pid].map { usage(pid, $0) } }
+            let front = state.front.flatMap { pid in
+                state.processes[pid].map { sample in
+                    var front = usage(pid, sample)
+                    front.cpus = availableCPUs(of: pid).count
+                    return front
+                }
+            }
             let workers = state.processes.filter { $0.value.isWorker }.sorted { $0.key < $1.key }.map { usage($0.key, $0.value) }
             let served = (front?.cpuSeconds ?? 0) + workers.reduce(0) { $0 + $1.cpuSeconds }
             var machine: Double?

@@ -50,6 +50,8 @@ typedef struct {
     int32_t channels_bgr;      ///< 0: the model takes RGB; 1: BGR
     int32_t allow_dct_reduction; ///< decode large JPEGs at 1/2, 1/4 or 1/8 scale
     int32_t allow_crop_decoding; ///< decode only the JPEG rows and columns the centre crop reads
+    int32_t jpeg_fast_upsampling; ///< libjpeg-turbo's merged chroma upsampling (do_fancy_upsampling off)
+    int32_t jpeg_fast_idct;       ///< libjpeg-turbo's fast integer inverse DCT (JDCT_IFAST) instead of the accurate one
     int64_t max_pixels;        ///< images whose header claims more are refused before decoding
 } vp_preprocess_spec;
 

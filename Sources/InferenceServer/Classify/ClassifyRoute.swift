@@ -38,9 +38,11 @@ struct ClassifyRoute {
                 held.release()
                 throw error
             }
-            let (scores, poolStages) = try await http.core.scores(
-                for: [.image(body)], on: model, held: held, within: timeout, on: context.channel.eventLoop, logger: context.logger,
-                onAbandon: http.abandonment(context))
+            let (scores, poolStages) = try await http.whileConnected(context) { onAbandon throws(ServerError) in
+                try await http.core.scores(
+                    for: [.image(body)], on: model, held: held, within: timeout, on: context.channel.eventLoop, logger: context.logger,
+                    onAbandon: onAbandon)
+            }
             let stages = received.merging(poolStages)
             return try http.response(stages, samples: 1, since: started, on: model) {
                 let encoder = JSONEncoder()

@@ -1,6 +1,5 @@
 import GRPCCore
 import KServeGRPC
-import Synchronization
 
 extension RPCError {
     /// The gRPC status that means what `error`'s HTTP status means, with the same message.
@@ -31,33 +30,3 @@ extension Inference_InferParameter {
     }
 }
 
-/// Where the gRPC call's cancellation (its deadline passed, or the client cancelled) reaches
-/// the inference path: the path registers its abandonment once it runs, and a cancellation
-/// that came first is delivered then.
-final class AbandonHook: Sendable {
-    private enum State {
-        case waiting
-        case registered(@Sendable (ServerError) -> Void)
-        case fired(ServerError)
-    }
-
-    private let state = Mutex(State.waiting)
-
-    func set(_ abandon: @escaping @Sendable (ServerError) -> Void) {
-        let early: ServerError? = state.withLock { state in
-            if case .fired(let error) = state { return error }
-            state = .registered(abandon)
-            return nil
-        }
-        if let early { abandon(early) }
-    }
-
-    func fire(_ error: ServerError) {
-        let abandon: (@Sendable (ServerError) -> Void)? = state.withLock { state in
-            defer { state = .fired(error) }
-            if case .registered(let abandon) = state { return abandon }
-            return nil
-        }
-        abandon?(error)
-    }
-}

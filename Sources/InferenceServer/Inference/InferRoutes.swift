@@ -33,9 +33,11 @@ struct InferRoutes {
                         held.release()
                         throw error
                     }
-                    let reply = try await core.infer(
-                        parsed, on: model, held: held, within: timeout, on: context.channel.eventLoop, logger: context.logger,
-                        onAbandon: http.abandonment(context))
+                    let reply = try await http.whileConnected(context) { onAbandon throws(ServerError) in
+                        try await core.infer(
+                            parsed, on: model, held: held, within: timeout, on: context.channel.eventLoop, logger: context.logger,
+                            onAbandon: onAbandon)
+                    }
                     return try http.response(stages.merging(reply.stages), samples: parsed.samples.count, since: started, on: model) {
                         let encoded = try InferResponse(reply)
                         var headers: HTTPFields = [.contentType: encoded.jsonLength == nil ? "application/json" : "application/octet-stream"]

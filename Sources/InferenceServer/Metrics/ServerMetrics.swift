@@ -36,25 +36,29 @@ public struct ServerMetrics: Sendable {
 
     /// One model version's stage timers, batch sizes and in-flight gauge.
     final class ModelSet: Sendable {
-        let stageTimers: [String: Metrics.Timer]
+        let stageTimers: [Stage: Metrics.Timer]
+        let totalTimer: Metrics.Timer
         let batchSizes: Recorder
         let inFlight: Meter
 
         init(model: String, version: String, factory: PrometheusMetricsFactory) {
             let labels = [("model", model), ("version", version)]
-            stageTimers = Dictionary(uniqueKeysWithValues: (Stage.allCases.map(\.rawValue) + ["total"]).map {
-                ($0, Metrics.Timer(label: "visionpool_stage_seconds", dimensions: labels + [("stage", $0)], factory: factory))
-            })
+            let timer = { (stage: String) in
+                Metrics.Timer(label: "visionpool_stage_seconds", dimensions: labels + [("stage", stage)], factory: factory)
+            }
+            stageTimers = Dictionary(uniqueKeysWithValues: Stage.allCases.map { ($0, timer($0.rawValue)) })
+            totalTimer = timer("total")
             batchSizes = Recorder(label: "visionpool_batch_size", dimensions: labels, aggregate: true, factory: factory)
             inFlight = Meter(label: "visionpool_in_flight_requests", dimensions: labels, factory: factory)
         }
     }
 
     private func set(_ model: String, _ version: String) -> ModelSet {
-        made.sets.withLock { sets in
-            if let set = sets[model + "\u{0}" + version] { return set }
+        let key = ModelKey(model: model, version: version)
+        return made.sets.withLock { sets in
+            if let set = sets[key] { return set }
             let set = ModelSet(model: model, version: version, factory: factory)
-            sets[model + "\u{0}" + version] = set
+            sets[key] = set
             return set
         }
     }
@@ -82,7 +86,7 @@ public struct ServerMetrics: Sendable {
     }
 
     private func request(_ model: String, _ version: String, status: Int, seconds: Double, protocol wire: WireProtocol, set: ModelSet) {
-        let key = "\(model)\u{0}\(version)\u{0}\(status)\u{0}\(wire.rawValue)"
+        let key = CounterKey(model: ModelKey(model: model, version: version), status: status, wire: wire)
         let counter = made.counters.withLock { counters in
             if let counter = counters[key] { return counter }
             let counter = Metrics.Counter(
@@ -92,13 +96,13 @@ public struct ServerMetrics: Sendable {
             return counter
         }
         counter.increment()
-        set.stageTimers["total"]?.recordNanoseconds(Int64(seconds * 1e9))
+        set.totalTimer.recordNanoseconds(Int64(seconds * 1e9))
     }
 
     /// Time one request spent in each stage it went through.
     func stages(_ times: StageTimes, of model: LoadedModel) {
         let set = set(model.name, model.version)
-        for (stage, seconds) in times.seconds { set.stageTimers[stage.rawValue]?.recordNanoseconds(Int64(seconds * 1e9)) }
+        for (stage, seconds) in times.seconds { set.stageTimers[stage]?.recordNanoseconds(Int64(seconds * 1e9)) }
     }
 
     /// Where a model version's batch sizes are recorded.
@@ -121,8 +125,20 @@ public struct ServerMetrics: Sendable {
     }
 }
 
-/// The metrics made so far, looked up by key.
+/// The metrics made so far, looked up by key: by the labels' values, not a string made of
+/// them (building one per request cost an allocation and a copy of each label).
 private final class MetricTable: Sendable {
-    let sets = Mutex<[String: ServerMetrics.ModelSet]>([:])
-    let counters = Mutex<[String: Metrics.Counter]>([:])
+    let sets = Mutex<[ModelKey: ServerMetrics.ModelSet]>([:])
+    let counters = Mutex<[CounterKey: Metrics.Counter]>([:])
+}
+
+private struct ModelKey: Hashable {
+    let model: String
+    let version: String
+}
+
+private struct CounterKey: Hashable {
+    let model: ModelKey
+    let status: Int
+    let wire: ServerMetrics.WireProtocol
 }

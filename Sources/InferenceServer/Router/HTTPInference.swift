@@ -10,6 +10,7 @@ import NIOCore
 /// client giving up, and the 200 with its `Server-Timing` header.
 struct HTTPInference: Sendable {
     let core: InferenceCore
+    let hangUps = HangUps()
 
     /// The model the route's `{model}` and `{version}` name.
     func model(_ context: ConnectionContext) throws(ServerError) -> LoadedModel {
@@ -55,12 +56,12 @@ struct HTTPInference: Sendable {
         try core.deadline(milliseconds: request.headers[.timeoutMilliseconds], microseconds: microseconds)
     }
 
-    /// The client gives up when it closes the connection.
-    func abandonment(_ context: ConnectionContext) -> (@escaping @Sendable (ServerError) -> Void) -> Void {
-        let channel = context.channel
-        return { abandon in
-            channel.closeFuture.whenComplete { _ in abandon(ServerError(.clientClosedRequest, "the client closed the connection")) }
-        }
+    /// Runs `body` with an abandonment hook fired when the client closes the connection.
+    func whileConnected<Result>(
+        _ context: ConnectionContext,
+        _ body: (_ onAbandon: (@escaping @Sendable (ServerError) -> Void) -> Void) async throws(ServerError) -> Result
+    ) async throws(ServerError) -> Result {
+        try await hangUps.whileConnected(context.channel, body)
     }
 
     /// The 200 response `encode` builds, its encoding timed as the `respond` stage; the
