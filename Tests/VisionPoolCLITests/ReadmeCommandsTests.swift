@@ -67,7 +67,7 @@ import Testing
             if line.hasPrefix("bin=") {
                 script.append("bin='\(TestPaths.executable.path)'")
             } else {
-                script.append(line.replacingOccurrences(of: "--duration 10", with: "--duration 1 --warm-up 0.5"))
+                script.append(line.replacingOccurrences(of: "--duration 10", with: "--duration 0.5 --warm-up 0.2"))
             }
         }
         let scriptFile = directory.appendingPathComponent("readme.sh")
