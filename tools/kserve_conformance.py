@@ -14,7 +14,6 @@ It prints one line per check and exits non-zero if any fails.
 
 import argparse
 import asyncio
-import signal
 import subprocess
 import tempfile
 
@@ -22,7 +21,7 @@ import numpy as np
 from kserve import InferenceGRPCClient, InferenceRESTClient, InferInput, InferRequest, RESTConfig
 
 from release_binary import ROOT, release_binary
-from triton_conformance import CAT_CLASSES, free_port, report, run_checks, wait_until_ready
+from triton_conformance import CAT_CLASSES, free_port, report, run_checks, stop, wait_until_ready
 
 
 def start_server(binary, model):
@@ -139,8 +138,7 @@ def main():
     try:
         results = run_checks(checks(base_url, grpc_url, args.model))
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        stop(server)
     report(results)
 
 

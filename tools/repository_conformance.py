@@ -16,7 +16,6 @@ It prints one line per check and exits non-zero if any fails.
 
 import argparse
 import json
-import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -27,7 +26,7 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from release_binary import ROOT, release_binary
-from triton_conformance import CAT_CLASSES, free_port, report, run_checks, wait_until_ready
+from triton_conformance import CAT_CLASSES, free_port, report, run_checks, stop, wait_until_ready
 
 MODELS = ("efficientnet-lite0", "efficientnet-lite0-int8", "tiny")
 
@@ -150,8 +149,7 @@ def main():
     try:
         results = run_checks(checks(http, grpc))
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        stop(server)
     report(results)
 
 

@@ -131,9 +131,14 @@ def main():
         results = run_checks(checks(client, args.model))
     finally:
         if server is not None:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
+            stop(server)
     report(results)
+
+
+def stop(server):
+    """Stops a server the way an orchestrator does (SIGTERM) and waits for it to exit."""
+    server.send_signal(signal.SIGTERM)
+    server.wait(timeout=30)
 
 
 def run_checks(named_checks, prefix=""):

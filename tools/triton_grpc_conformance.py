@@ -18,7 +18,6 @@ non-zero if any fails.
 """
 
 import argparse
-import signal
 import subprocess
 import tempfile
 
@@ -30,7 +29,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 from release_binary import ROOT, release_binary
-from triton_conformance import CAT_CLASSES, free_port, report, run_checks, wait_until_ready
+from triton_conformance import CAT_CLASSES, free_port, report, run_checks, stop, wait_until_ready
 
 
 def start_server(binary, model):
@@ -153,8 +152,7 @@ def main():
             client = grpcclient.InferenceServerClient(url=target)
             outcomes += run_checks(checks(client, target, http, args.model), prefix=f"{transport}: ")
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        stop(server)
     report(outcomes)
 
 

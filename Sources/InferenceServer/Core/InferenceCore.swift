@@ -48,11 +48,15 @@ struct InferenceCore: Sendable {
         throw .badRequest("this server serves \(names.sorted().joined(separator: ", ")): name one, POST /v1/models/NAME/classify")
     }
 
-    /// The name requests are counted under: the model's, once the registry knows it (an
-    /// unknown name would let any client make new metric series).
-    func metricsLabel(_ name: String) -> String {
-        if case .unknown = registry.lookup(name) { return "" }
-        return name
+    /// The name and version requests are counted under, from one look in the registry: the
+    /// model's name once the registry knows it (an unknown name would let any client make new
+    /// metric series), and the version asked for, else the one serving the model.
+    func metricsLabels(_ name: String, version: String?) -> (name: String, version: String) {
+        switch registry.lookup(name) {
+        case .unknown: ("", version ?? "")
+        case .served(let model): (name, version ?? model.version)
+        case .notServing: (name, version ?? "")
+        }
     }
 
     /// Inference waits for no warm-up: until a worker is ready, clients are told to come back.

@@ -132,9 +132,10 @@ struct GRPCInferenceService: Inference_GRPCInferenceService.SimpleServiceProtoco
     /// One inference, counted in the metrics under the protocol and the status it ended with.
     private func answer(_ request: Inference_ModelInferRequest) async throws(RPCError) -> (response: Inference_ModelInferResponse, stages: StageTimes) {
         do {
-            return try await core.metrics.counting(
-                .grpc, model: core.metricsLabel(request.modelName), version: request.modelVersion, status: { _ in 200 }
-            ) { try await infer(request) }
+            let labels = core.metricsLabels(request.modelName, version: request.modelVersion)
+            return try await core.metrics.counting(.grpc, model: labels.name, version: labels.version, status: { _ in 200 }) {
+                try await infer(request)
+            }
         } catch let error as ServerError {
             throw RPCError(error)
         } catch {

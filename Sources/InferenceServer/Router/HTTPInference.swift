@@ -20,8 +20,8 @@ struct HTTPInference: Sendable {
     /// Counts one request of the model the route names, or of `model` for a route that names
     /// none (see `ServerMetrics.counting`).
     func counting(_ context: ConnectionContext, model: LoadedModel? = nil, _ body: () async throws -> Response) async throws -> Response {
-        let name = model?.name ?? core.metricsLabel(context.parameters.get("model") ?? "")
-        let version = model?.version ?? context.parameters.get("version") ?? (try? core.model(name))?.version ?? ""
+        let (name, version) = model.map { ($0.name, $0.version) }
+            ?? core.metricsLabels(context.parameters.get("model") ?? "", version: context.parameters.get("version"))
         return try await core.metrics.counting(.http, model: name, version: version, status: { $0.status.code }, body)
     }
 
