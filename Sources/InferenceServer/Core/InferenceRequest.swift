@@ -126,10 +126,20 @@ enum WireFormat {
         if let bad { throw .badRequest("FP32 element \(bad.index) is \(bad.value); inputs must be finite numbers") }
     }
 
-    /// The first infinity or NaN among little-endian FP32 bytes, read where they lie.
-    private static func firstNonFinite(littleEndianFloats data: Data) -> (index: Int, value: Float)? {
+    /// The first infinity or NaN among little-endian FP32 bytes, read where they lie. A float is
+    /// not finite when its exponent bits are all ones; sixteen are tested at once (a 600 KB tensor
+    /// took 90 µs one float at a time, over a tenth of the front's time for it), and the block
+    /// that holds one is searched float by float for its index.
+    static func firstNonFinite(littleEndianFloats data: Data) -> (index: Int, value: Float)? {
         data.withUnsafeBytes { bytes in
-            for index in 0..<bytes.count / 4 {
+            let count = bytes.count / 4, exponent = SIMD16<UInt32>(repeating: 0x7F80_0000)
+            var start = 0
+            while start + 16 <= count {
+                let bits = bytes.loadUnaligned(fromByteOffset: start * 4, as: SIMD16<UInt32>.self)
+                if any(bits & exponent .== exponent) { break }
+                start += 16
+            }
+            for index in start..<count {
                 let value = Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self)))
                 if !value.isFinite { return (index, value) }
             }

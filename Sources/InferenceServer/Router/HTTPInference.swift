@@ -37,7 +37,11 @@ struct HTTPInference: Sendable {
         if let declared, declared > limit { throw tooLarge }
         let held = try core.reserve(declared ?? limit, for: "the request body", model: model)
         do {
-            var buffer = try await request.collectBody(upTo: limit)
+            // One allocation of the declared size, each part copied into it once; collecting
+            // into the first part instead copied its read buffer, then the body again at each doubling.
+            var buffer = ByteBuffer()
+            buffer.reserveCapacity(declared ?? 0)
+            try await request.body.collect(upTo: limit, into: &buffer)
             // The buffer's own storage, not a copy of it.
             let body = buffer.readData(length: buffer.readableBytes, byteTransferStrategy: .noCopy) ?? Data()
             held.shrink(to: body.count)
