@@ -64,7 +64,7 @@ public struct ServerConfiguration: Sendable {
     var http: HTTPServerBuilder {
         let bodyTimeout = TimeAmount(bodyTimeout)
         return .http1(configuration: .init(
-            additionalChannelHandlers: [BodyDeadlineHandler(timeout: bodyTimeout)], idleTimeout: TimeAmount(idleTimeout),
+            additionalChannelHandlers: [LargeReads(), BodyDeadlineHandler(timeout: bodyTimeout)], idleTimeout: TimeAmount(idleTimeout),
             httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 << 10, maxHeaderListSize: 64 << 10, maxHeaderFieldCount: 100)))
     }
 
