@@ -152,6 +152,10 @@ def cpu_flags():
 
 
 def main():
+    # The baseline's worker processes import cv2 and onnxruntime, which live in .venv: a run
+    # started by another Python (`python3 tools/compare_peers.py`) goes on under .venv's.
+    if Path(sys.prefix).resolve() != (ROOT / ".venv").resolve():
+        os.execv(PYTHON, [str(PYTHON), __file__, *sys.argv[1:]])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="resnet50")
     parser.add_argument("--int8", action="store_true", help="also run MODEL-int8, the model's quantized copy")
