@@ -13,5 +13,5 @@ def release_binary():
                             capture_output=True, text=True).stdout.strip()
     binary = Path(folder) / "visionpool"
     if not binary.exists():
-        sys.exit(f"{binary} is missing: run tools/setup.sh (or swift build -c release -Xswiftc -enable-testing, as tools/build_flags.sh says) first")
+        sys.exit(f"{binary} is missing: run tools/setup.sh (or swift build -c release, as tools/build_flags.sh says) first")
     return binary
