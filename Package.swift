@@ -37,7 +37,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
-        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
@@ -140,9 +139,10 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         // The KServe v2 gRPC protocol: Protos/inference.proto and the Swift code generated from
@@ -196,7 +196,14 @@ let package = Package(
             name: "ModelRegistryTests",
             dependencies: ["ModelRegistry", "ModelCatalog", "WorkerPool", "TestSupport", .product(name: "Logging", package: "swift-log")]
         ),
-        .testTarget(name: "BenchmarkingTests", dependencies: ["Benchmarking", "SystemSupport", "visionpool", "TestSupport"]),
+        .testTarget(
+            name: "BenchmarkingTests",
+            dependencies: [
+                "Benchmarking", "SystemSupport", "visionpool", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]),
         .testTarget(name: "SystemSupportTests", dependencies: ["SystemSupport", "CLinuxShims"]),
         .testTarget(name: "SharedMemoryTests", dependencies: ["SharedMemory", "CPoolWire", "CLinuxShims", "TestSupport"]),
         .testTarget(

@@ -84,7 +84,8 @@ public struct StageTimes: Sendable, Equatable {
     public init(serverTiming: String) {
         var seconds: [Stage: Double] = [:]
         for metric in serverTiming.split(separator: ",") {
-            let fields = metric.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+            // Tokens hold no spaces; Foundation's trimmingCharacters bridged every field through NSString.
+            let fields = metric.split(separator: ";").map { $0.filter { $0 != " " } }
             guard let stage = fields.first.flatMap(Stage.init(rawValue:)),
                   let duration = fields.dropFirst().first(where: { $0.hasPrefix("dur=") }).flatMap({ Double($0.dropFirst(4)) })
             else { continue }
