@@ -7,13 +7,17 @@ public protocol BatchingPolicy: Sendable {
     var maxBatch: Int { get }
 
     /// When a batch that opened at `opened` and now holds `size` samples (fewer than
-    /// `maxBatch`) must be sealed; `queued` batches already wait for a worker. A time at or
-    /// before now seals it at once.
-    func sealTime(opened: Nanoseconds, size: Int, queued: Int) -> Nanoseconds
+    /// `maxBatch`) must be sealed; `queued` batches already wait for a worker and
+    /// `idleWorkers` ready workers have nothing to run. A time at or before now seals it at once.
+    func sealTime(opened: Nanoseconds, size: Int, queued: Int, idleWorkers: Int) -> Nanoseconds
 }
 
-/// Today's policy: batches of up to `maxBatch`, sealed when full or `delay` after they opened.
-public struct FixedBatching: BatchingPolicy, Equatable {
+/// Dynamic batching, as Triton's dynamic batcher does it: batches of up to `maxBatch`, sealed
+/// at once while a worker is idle to take them (at low load a request never waits for
+/// company), else when full or `delay` after they opened. Batches form only while every
+/// worker is busy, which is when they pay: an engine runs a batch of four for less CPU than
+/// four single images.
+public struct DynamicBatching: BatchingPolicy, Equatable {
     public let maxBatch: Int
     public let delay: Duration
 
@@ -22,8 +26,8 @@ public struct FixedBatching: BatchingPolicy, Equatable {
         self.delay = delay
     }
 
-    public func sealTime(opened: Nanoseconds, size: Int, queued: Int) -> Nanoseconds {
-        opened + Nanoseconds(delay.nanoseconds)
+    public func sealTime(opened: Nanoseconds, size: Int, queued: Int, idleWorkers: Int) -> Nanoseconds {
+        idleWorkers > queued ? opened : opened + Nanoseconds(delay.nanoseconds)
     }
 }
 

@@ -496,10 +496,6 @@ public struct SlotScheduler: Sendable {
     }
 
     private mutating func tick(_ now: Nanoseconds, _ actions: inout [Action]) {
-        if let slot = filling, case .filling(let opened) = batches[slot]!.phase {
-            let sealAt = settings.policy.sealTime(opened: opened, size: batches[slot]!.places.count, queued: queue.count)
-            if sealAt <= now || !acceptsRequests { seal(slot, now, &actions) }
-        }
         for worker in workers.values where worker.phase != .condemned {
             guard let since = worker.busySince, now >= since + worker.timeout.nanoseconds else { continue }
             workers[worker.pid]!.timedOut = true
@@ -561,6 +557,7 @@ public struct SlotScheduler: Sendable {
     /// What follows every event: queued batches go to free workers; a queue no worker can take
     /// fails; a draining pool stops its workers once nothing is in hand, and is stopped once they are gone.
     private mutating func settle(_ now: Nanoseconds, _ actions: inout [Action]) {
+        if let sealAt = fillingSealTime, sealAt <= now || !acceptsRequests, let slot = filling { seal(slot, now, &actions) }
         dispatch(now, &actions)
         if !queue.isEmpty {
             let error: PoolError? = inCrashLoop ? .unavailable(health(at: now).description) : (workers.isEmpty && !needsWorkers ? .stopped : nil)
@@ -582,6 +579,14 @@ public struct SlotScheduler: Sendable {
             phase = .stopped
             actions.append(.stopped)
         }
+    }
+
+    /// When the policy seals the batch now filling, asked after every event (a worker that
+    /// frees up can seal it early); nil when none is filling.
+    private var fillingSealTime: Nanoseconds? {
+        guard let slot = filling, case .filling(let opened) = batches[slot]!.phase else { return nil }
+        let idleWorkers = workers.values.count(where: { $0.phase == .ready && $0.running.isEmpty })
+        return settings.policy.sealTime(opened: opened, size: batches[slot]!.places.count, queued: queue.count, idleWorkers: idleWorkers)
     }
 
     /// Queued batches go to the ready workers with the fewest batches in hand.
@@ -648,9 +653,7 @@ public struct SlotScheduler: Sendable {
     /// refill, the stop); nil when none is set.
     public func nextDeadline() -> Nanoseconds? {
         var due: [Nanoseconds] = []
-        if let slot = filling, case .filling(let opened) = batches[slot]!.phase {
-            due.append(settings.policy.sealTime(opened: opened, size: batches[slot]!.places.count, queued: queue.count))
-        }
+        if let sealAt = fillingSealTime { due.append(sealAt) }
         for worker in workers.values { if let since = worker.busySince { due.append(since + worker.timeout.nanoseconds) } }
         if needsWorkers {
             for seat in seats { if case .waiting(let until) = seat { due.append(until) } }

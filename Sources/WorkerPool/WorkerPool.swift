@@ -442,7 +442,7 @@ extension PoolConfiguration {
     /// The scheduler's settings for this pool's shape.
     func schedulerSettings(cpuSets: [[Int]]) -> SlotScheduler.Settings {
         SlotScheduler.Settings(
-            slots: slotCount, seats: workers, policy: FixedBatching(maxBatch: maxBatch, delay: batchDelay), queueDepth: queueDepth,
+            slots: slotCount, seats: workers, policy: DynamicBatching(maxBatch: maxBatch, delay: batchDelay), queueDepth: queueDepth,
             maxWaiting: maxWaitingRequests, crashLimit: crashLimit, liveness: livenessTimeout, workerTimeout: workerTimeout,
             recycleAfter: maxRequestsPerWorker, cpuSets: cpuSets, model: model.file.lastPathComponent)
     }

@@ -104,8 +104,9 @@ let sampleCount = 3 * 224 * 224
     /// Stopped workers finish nothing, so the four slots of one worker (two batches in its
     /// hands, two queued) stay taken: with no waiting line (`--max-queue 0`) the fifth request
     /// is refused with 503 and Retry-After, and once the workers go on the four are answered.
+    /// One image per batch (`--max-batch 1`), so each request holds a slot of its own.
     @Test func aFullQueueGets503WithRetryAfterAndNothingElseFails() async throws {
-        let server = try ServerHarness(["--model", "resnet50", "--workers", "1", "--max-queue", "0"])
+        let server = try ServerHarness(["--model", "resnet50", "--workers", "1", "--max-queue", "0", "--max-batch", "1"])
         defer { server.stop() }
         let image = try Fixtures.image("cat.jpg")
         let workers = server.workers

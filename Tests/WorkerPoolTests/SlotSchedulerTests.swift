@@ -15,7 +15,7 @@ struct SchedulerHarness {
          crashLimit: Int = 5, workerTimeout: Duration? = nil, recycleAfter: Int? = nil) {
         scheduler = SlotScheduler(
             .init(
-                slots: slots, seats: seats, policy: FixedBatching(maxBatch: maxBatch, delay: delay), queueDepth: depth, maxWaiting: maxWaiting,
+                slots: slots, seats: seats, policy: DynamicBatching(maxBatch: maxBatch, delay: delay), queueDepth: depth, maxWaiting: maxWaiting,
                 crashLimit: crashLimit, liveness: .seconds(60), workerTimeout: workerTimeout, recycleAfter: recycleAfter),
             now: now)
     }
@@ -107,22 +107,40 @@ struct SchedulerHarness {
         #expect(pool.send(.leaveLine(2)).isEmpty, "leaving twice does nothing")
     }
 
-    @Test func aBatchSealsWhenItsDelayPassesOrWhenFull() {
+    @Test func aBatchSealsAtOnceWhileAWorkerIsIdle() {
         var pool = H(slots: 4, seats: 1, maxBatch: 4, delay: .milliseconds(2))
         pool.startWorkers()
-        let opened = pool.send(.arrive(1))
+        let runs = H.runs(pool.arriveAndWrite(1))
+        #expect(runs.count == 1 && runs[0].batch == 1, "an idle worker takes a lone request without waiting for company")
+    }
+
+    @Test func whileEveryWorkerIsBusyABatchFillsUntilItsDelayOrFull() throws {
+        var pool = H(slots: 4, seats: 1, maxBatch: 4, delay: .milliseconds(2), depth: 2)
+        pool.startWorkers()
+        let busy = try #require(H.runs(pool.arriveAndWrite(1)).first)
+        let opened = pool.send(.arrive(2))
         #expect(opened.contains(.wake), "a filling batch sets a deadline the supervisor must wake for")
-        pool.send(.arrive(2))
-        pool.send(.written(1))
+        pool.send(.arrive(3))
         pool.send(.written(2))
+        pool.send(.written(3))
         #expect(H.runs(pool.send(.tick, after: .milliseconds(1))).isEmpty, "still filling")
         let sealed = H.runs(pool.send(.tick, after: .milliseconds(1)))
-        #expect(sealed.count == 1 && sealed[0].batch == 2)
+        #expect(sealed.count == 1 && sealed[0].batch == 2 && sealed[0].worker == busy.worker, "queued behind the running batch")
         // Four arrivals fill the next batch: it seals without waiting.
-        for ticket in 3...6 { pool.send(.arrive(SlotScheduler.Ticket(ticket))) }
+        for ticket in 4...7 { pool.send(.arrive(SlotScheduler.Ticket(ticket))) }
         var runs: [(worker: Int32, slot: Int, batch: Int, sequence: UInt64)] = []
-        for ticket in 3...6 { runs += H.runs(pool.send(.written(SlotScheduler.Ticket(ticket)))) }
+        runs += H.runs(pool.reply(busy))
+        for ticket in 4...7 { runs += H.runs(pool.send(.written(SlotScheduler.Ticket(ticket)))) }
         #expect(runs.count == 1 && runs[0].batch == 4)
+    }
+
+    @Test func aWorkerThatFreesUpSealsTheFillingBatch() throws {
+        var pool = H(slots: 4, seats: 1, maxBatch: 4, delay: .seconds(1), depth: 1)
+        pool.startWorkers()
+        let busy = try #require(H.runs(pool.arriveAndWrite(1)).first)
+        #expect(H.runs(pool.arriveAndWrite(2)).isEmpty && H.runs(pool.arriveAndWrite(3)).isEmpty, "the only worker is busy")
+        let next = H.runs(pool.reply(busy, after: .milliseconds(5)))
+        #expect(next.count == 1 && next[0].batch == 2, "sealed and run the moment the worker is free, long before its delay")
     }
 
     @Test func batchesGoToTheLeastLoadedReadyWorker() {
