@@ -44,16 +44,17 @@ public final class HTTPTarget: ServerTarget {
         } else {
             throw HTTPTargetError("give a socket path or a URL")
         }
+        let location = socketPath ?? url ?? ""
         let client = HTTPConnections(address, limit: connections)
         do {
-            try await waitUntilReady(client, "\(pathPrefix)/v2/health/ready", at: socketPath ?? url!, within: readyWithin)
+            try await waitUntilReady(client, "\(pathPrefix)/v2/health/ready", at: location, within: readyWithin)
             let metadata = try await getJSON(client, "\(pathPrefix)/v2/models/\(model)")
             guard let inputs = metadata["inputs"] as? [[String: Any]], let input = inputs.first, let inputName = input["name"] as? String,
                   let outputs = metadata["outputs"] as? [[String: Any]], let outputName = outputs.first?["name"] as? String
             else { throw HTTPTargetError("the metadata of model \(model) names no input or output") }
             let sampleShape = Array(((input["shape"] as? [Int]) ?? []).drop { $0 < 0 })
             return HTTPTarget(
-                connections: client, address: socketPath ?? url!, model: model, inferPath: "\(pathPrefix)/v2/models/\(model)/infer",
+                connections: client, address: location, model: model, inferPath: "\(pathPrefix)/v2/models/\(model)/infer",
                 headers: InferenceHeaders(input: inputName, output: outputName, sampleShape: sampleShape), sampleShape: sampleShape,
                 serverPID: serverPID, timeout: TimeAmount(timeout))
         } catch {
