@@ -7,8 +7,9 @@ public protocol BatchingPolicy: Sendable {
     var maxBatch: Int { get }
 
     /// When a batch that opened at `opened` and now holds `size` samples (fewer than
-    /// `maxBatch`) must be sealed; `queued` batches already wait for a worker and
-    /// `idleWorkers` ready workers have nothing to run. A time at or before now seals it at once.
+    /// `maxBatch`) must be sealed; `queued` sealed batches wait for a worker (their samples still
+    /// being written, or all written) and `idleWorkers` ready workers have nothing to run. A time
+    /// at or before now seals it at once.
     func sealTime(opened: Nanoseconds, size: Int, queued: Int, idleWorkers: Int) -> Nanoseconds
 }
 

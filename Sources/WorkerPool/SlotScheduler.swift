@@ -586,7 +586,9 @@ public struct SlotScheduler: Sendable {
     private var fillingSealTime: Nanoseconds? {
         guard let slot = filling, case .filling(let opened) = batches[slot]!.phase else { return nil }
         let idleWorkers = workers.values.count(where: { $0.phase == .ready && $0.running.isEmpty })
-        return settings.policy.sealTime(opened: opened, size: batches[slot]!.places.count, queued: queue.count, idleWorkers: idleWorkers)
+        // A sealed batch whose samples are still being written has an idle worker spoken for.
+        let waiting = queue.count + batches.values.count(where: { $0.phase == .writing })
+        return settings.policy.sealTime(opened: opened, size: batches[slot]!.places.count, queued: waiting, idleWorkers: idleWorkers)
     }
 
     /// Queued batches go to the ready workers with the fewest batches in hand.

@@ -219,7 +219,8 @@ struct PoolSelection: ParsableArguments {
         discussion: """
             Default: \(PoolSelection.cpuMaxBatch) on the CPU, \(PoolSelection.gpuMaxBatch) on a GPU. Batches form only while every worker \
             is busy: a worker with nothing to do takes a lone image at once (dynamic batching), so a batch costs no \
-            latency at low load and saves engine time under a full one.
+            latency at low load and saves engine time under a full one; in between, images that share a batch wait \
+            for its slowest, and 1 keeps the lowest tail latency.
             """))
     var maxBatch: Int?
 

@@ -160,8 +160,9 @@ import Testing
         print("crash loop: liveness 503 after \(String(format: "%.1f", notLiveAfter)) s, ready again \(String(format: "%.1f", readyAgainAfter)) s after workers could start")
     }
 
+    /// One image per batch (`--max-batch 1`): each request holds a slot of its own, so four fill them.
     @Test func clientsThatHangUpLeaveTheLineAndTheirPlaceGoesToTheNext() async throws {
-        let server = try ServerHarness(["--model", "resnet50", "--workers", "1", "--max-queue", "6"])
+        let server = try ServerHarness(["--model", "resnet50", "--workers", "1", "--max-queue", "6", "--max-batch", "1"])
         defer { server.stop() }
         let worker = try #require(childrenOf(server.process.processIdentifier).first)
         let image = try Fixtures.image("cat.jpg")

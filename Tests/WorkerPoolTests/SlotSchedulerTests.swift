@@ -114,6 +114,19 @@ struct SchedulerHarness {
         #expect(runs.count == 1 && runs[0].batch == 1, "an idle worker takes a lone request without waiting for company")
     }
 
+    @Test func aBatchStillBeingWrittenHasTheIdleWorkerSpokenFor() throws {
+        var pool = H(slots: 4, seats: 1, maxBatch: 4, delay: .seconds(1))
+        pool.startWorkers()
+        pool.send(.arrive(1))
+        pool.send(.arrive(2))
+        pool.send(.arrive(3))
+        let first = try #require(H.runs(pool.send(.written(1))).first)
+        #expect(first.batch == 1, "the first request took the idle worker at once")
+        #expect(H.runs(pool.send(.written(2))).isEmpty && H.runs(pool.send(.written(3))).isEmpty, "the others wait for company, not beside it")
+        let second = H.runs(pool.reply(first))
+        #expect(second.count == 1 && second[0].batch == 2)
+    }
+
     @Test func whileEveryWorkerIsBusyABatchFillsUntilItsDelayOrFull() throws {
         var pool = H(slots: 4, seats: 1, maxBatch: 4, delay: .milliseconds(2), depth: 2)
         pool.startWorkers()

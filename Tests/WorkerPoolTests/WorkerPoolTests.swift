@@ -132,16 +132,28 @@ func infer(_ pool: WorkerPool, value: Float = 0.25) async throws -> ([Float], In
         await pool.shutdown()
     }
 
+    /// Dynamic batching with one worker, decided by events: an idle worker takes a lone request
+    /// at once; while it is held (stopped with its first request in hand) the next four fill
+    /// one batch, sealed when full (the delay is too long to seal it first) and queued (the
+    /// worker holds one batch at a time), and their scores match the lone request's.
     @Test func batchedResultsMatchSingleOnes() async throws {
-        let pool = try WorkerPool(configuration: try configuration(maxBatch: 4))
+        var settings = try configuration(workers: 1, maxBatch: 4)
+        settings.batchDelay = .seconds(120)
+        settings.workerQueueDepth = 1
+        let pool = try WorkerPool(configuration: settings)
         try await pool.start()
-        let (single, _) = try await infer(pool, value: 0.5)
-        let batched = try await withThrowingTaskGroup(of: ([Float], InferenceReceipt).self) { group in
-            for _ in 0..<4 { group.addTask { try await infer(pool, value: 0.5) } }
+        let (single, receipt) = try await infer(pool, value: 0.5)
+        #expect(receipt.batchSize == 1, "an idle worker does not wait for company")
+        let worker = try #require(pool.status.workers.first?.pid)
+        kill(worker, SIGSTOP)
+        let results = try await withThrowingTaskGroup(of: ([Float], InferenceReceipt).self) { group in
+            for _ in 0..<5 { group.addTask { try await infer(pool, value: 0.5) } }
+            #expect(await eventually(within: 60) { pool.status.queuedBatches == 1 }, "the full batch waits behind the lone one")
+            kill(worker, SIGCONT)
             return try await group.reduce(into: []) { $0.append($1) }
         }
-        #expect(batched.contains { $0.1.batchSize > 1 }, "requests arriving together share a batch")
-        for (scores, _) in batched { #expect(zip(scores, single).allSatisfy { abs($0 - $1) <= 1e-4 }) }
+        #expect(results.map(\.1.batchSize).sorted() == [1, 4, 4, 4, 4])
+        for (scores, _) in results { #expect(zip(scores, single).allSatisfy { abs($0 - $1) <= 1e-4 }) }
         await pool.shutdown()
     }
 
