@@ -219,8 +219,9 @@ struct PoolSelection: ParsableArguments {
         discussion: """
             Default: \(PoolSelection.cpuMaxBatch) on the CPU, \(PoolSelection.gpuMaxBatch) on a GPU. Batches form only while every worker \
             is busy: a worker with nothing to do takes a lone image at once (dynamic batching), so a batch costs no \
-            latency at low load and saves engine time under a full one; in between, images that share a batch wait \
-            for its slowest, and 1 keeps the lowest tail latency.
+            latency at low load. On the CPU, 4 runs a light model for less CPU per image under full load \
+            (EfficientNet-Lite0: 3–10 % more images/s), but images that share a batch wait for its slowest, \
+            which raises the tail at moderate load (ResNet-50's p99 by a third, for no gain).
             """))
     var maxBatch: Int?
 
@@ -275,11 +276,12 @@ struct PoolSelection: ParsableArguments {
     /// time per image falls with the batch and the batch delay caps the wait.
     static let gpuMaxBatch = PoolConfiguration.maxBatchLimit
 
-    /// The batch a CPU worker is sent by default. A pinned one-thread engine still runs four
-    /// images for less than four runs of one (EfficientNet-Lite0 on OpenVINO: 5–10 % less
-    /// worker CPU per image; ResNet-50 about even, docs/PERFORMANCE.md), and batches form only
-    /// under load; a larger batch adds warm-up and memory for little more.
-    static let cpuMaxBatch = 4
+    /// The batch a CPU worker is sent by default: one image, as Triton, TorchServe and OVMS do
+    /// unless told otherwise. Batches of 4 pay on a light model under full load (EfficientNet-Lite0
+    /// on OpenVINO, 5–10 % less worker CPU per image) but not on a heavy one (ResNet-50 about
+    /// even), and at moderate load they cost both a longer tail (ResNet-50's p99 at 40 % load 74–87
+    /// → 109–112 ms; docs/PERFORMANCE.md): a trade for the user to choose with `--max-batch`.
+    static let cpuMaxBatch = 1
 
     /// Workers and threads from what was given (`threads` 0: not given): pinned single-thread
     /// workers by default, since two pinned 1-thread engines outrun one 2-thread engine
