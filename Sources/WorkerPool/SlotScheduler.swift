@@ -554,7 +554,8 @@ public struct SlotScheduler: Sendable {
         actions.append(.wake)
     }
 
-    /// What follows every event: queued batches go to free workers; a queue no worker can take
+    /// What follows every event: the filling batch is sealed when its policy says so or once no
+    /// more requests are taken; queued batches go to free workers; a queue no worker can take
     /// fails; a draining pool stops its workers once nothing is in hand, and is stopped once they are gone.
     private mutating func settle(_ now: Nanoseconds, _ actions: inout [Action]) {
         if let sealAt = fillingSealTime, sealAt <= now || !acceptsRequests, let slot = filling { seal(slot, now, &actions) }
@@ -566,7 +567,6 @@ public struct SlotScheduler: Sendable {
             }
         }
         guard case .draining = phase else { return }
-        if let slot = filling { seal(slot, now, &actions) }
         if batches.values.allSatisfy(\.isFinished) {
             // One still warming up reads its stop message once warm.
             for worker in workers.values where worker.phase == .ready || worker.phase == .starting {

@@ -34,7 +34,7 @@ import Testing
                     context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
                     context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
                     let closes = path == "/close"
-                    context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in if closes { context.close(promise: nil) } }
+                    context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in if closes { context.close(promise: nil) } }
                 }
             }
         }

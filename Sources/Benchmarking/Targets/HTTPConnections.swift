@@ -203,7 +203,7 @@ private final class ExchangeHandler: ChannelDuplexHandler {
             promise.fail(HTTPTargetError("the connection closed before the request was sent"))
             return
         }
-        let expiry = context.eventLoop.scheduleTask(in: timeout) { [weak self] in
+        let expiry = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
             self?.finish(.failure(HTTPTargetError("no answer within \(Double(timeout.nanoseconds) / 1e9) s")))
             context.close(promise: nil)
         }

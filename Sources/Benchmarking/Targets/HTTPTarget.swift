@@ -82,11 +82,12 @@ public final class HTTPTarget: ServerTarget {
     }
 
     public func send(_ items: [WorkloadItem]) async throws -> StageTimes {
-        let header = headers.header(for: items[0].payload)
+        let payload = items[0].payload
+        let header = headers.header(for: payload)
         var body = ByteBuffer()
-        body.reserveCapacity(header.utf8.count + 4 + items[0].bytes)
-        body.writeString(header)
-        switch items[0].payload {
+        body.reserveCapacity(header.utf8.count + 4 + payload.bytes)
+        let headerLength = body.writeString(header)
+        switch payload {
         case .image(let data):
             body.writeInteger(UInt32(data.count), endianness: .little)
             body.writeBytes(data)
@@ -97,7 +98,7 @@ public final class HTTPTarget: ServerTarget {
         }
         let response = try await connections.execute(
             .POST, inferPath,
-            headers: ["Inference-Header-Content-Length": String(header.utf8.count), "Content-Type": "application/octet-stream"],
+            headers: ["Inference-Header-Content-Length": String(headerLength), "Content-Type": "application/octet-stream"],
             body: body, timeout: timeout)
         guard response.status == .ok else {
             throw HTTPTargetError("HTTP \(response.status.code): \(String(buffer: response.body).prefix(200))")
