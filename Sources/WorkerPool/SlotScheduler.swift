@@ -441,7 +441,9 @@ public struct SlotScheduler: Sendable {
         guard let worker = workers[pid], worker.phase != .condemned else { return }
         workers[pid]!.phase = .condemned
         noteReadiness(now)
-        actions.append(.log(.error, "worker \(pid): \(reason); replacing it"))
+        // After a failed start the pool is torn down and its reason already given: a worker that
+        // exited meanwhile (its socket gone) is no second error, and nothing replaces it.
+        if case .failed = phase {} else { actions.append(.log(.error, "worker \(pid): \(reason); replacing it")) }
         actions.append(.kill(pid))
     }
 

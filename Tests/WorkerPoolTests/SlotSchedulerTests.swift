@@ -107,6 +107,17 @@ struct SchedulerHarness {
         #expect(pool.send(.leaveLine(2)).isEmpty, "leaving twice does nothing")
     }
 
+    @Test func aWorkerLostAfterAFailedStartIsKilledWithoutASecondError() {
+        var pool = H(seats: 2)
+        pool.send(.tick)
+        pool.send(.spawned(seat: 0, pid: 101))
+        pool.send(.spawned(seat: 1, pid: 102))
+        pool.send(.startFailed(pid: 101, reason: "cannot compile"))
+        let actions = pool.send(.misbehaved(pid: 102, reason: "its control socket failed: Broken pipe"))
+        #expect(H.kills(actions) == [102])
+        #expect(!actions.contains { if case .log(.error, _) = $0 { true } else { false } }, "\(actions)")
+    }
+
     @Test func aBatchSealsAtOnceWhileAWorkerIsIdle() {
         var pool = H(slots: 4, seats: 1, maxBatch: 4, delay: .milliseconds(2))
         pool.startWorkers()
