@@ -160,20 +160,28 @@ import Testing
         print("crash loop: liveness 503 after \(String(format: "%.1f", notLiveAfter)) s, ready again \(String(format: "%.1f", readyAgainAfter)) s after workers could start")
     }
 
-    /// One image per batch (`--max-batch 1`): each request holds a slot of its own, so four fill them.
-    @Test func clientsThatHangUpLeaveTheLineAndTheirPlaceGoesToTheNext() async throws {
+    /// One image per batch (`--max-batch 1`): each request holds a slot of its own, so four
+    /// fill them. By the router's `/v1/classify` and by KServe `infer`, which the connection's
+    /// pipeline answers.
+    @Test(arguments: ["/v1/classify", "/v2/models/resnet50/infer"])
+    func clientsThatHangUpLeaveTheLineAndTheirPlaceGoesToTheNext(path: String) async throws {
         let server = try ServerHarness(["--model", "resnet50", "--workers", "1", "--max-queue", "6", "--max-batch", "1"])
         defer { server.stop() }
         let worker = try #require(childrenOf(server.process.processIdentifier).first)
         let image = try Fixtures.image("cat.jpg")
+        let (body, headers) = path.hasSuffix("/infer")
+            ? try binaryBody(
+                ["inputs": [["name": "encoded_image", "shape": [1], "datatype": "BYTES", "parameters": ["binary_data_size": image.count + 4]]]],
+                lengthPrefixed([image]))
+            : (image, [:])
         kill(worker, SIGSTOP)
         // Four take the slots of the stopped worker, six wait in line; all ten hang up.
         DispatchQueue.concurrentPerform(iterations: 10) { _ in
-            _ = try? server.request("POST", "/v1/classify", body: image, hangUpAfter: 0.5)
+            _ = try? server.request("POST", path, body: body, headers: headers, hangUpAfter: 0.5)
         }
         kill(worker, SIGCONT)
         // Had the six stayed in line (until their 30 s deadline), this one would find it full: 503.
-        let next = try server.request("POST", "/v1/classify", body: image)
+        let next = try server.request("POST", path, body: body, headers: headers)
         #expect(next.status == 200, "\(String(decoding: next.body, as: UTF8.self))")
         let metrics = String(decoding: try server.request("GET", "/metrics").body, as: UTF8.self)
         #expect(metrics.contains("outcome=\"499\""), "hung-up requests are counted as such")

@@ -44,6 +44,53 @@ final class RawConnection: Sendable {
     }
 }
 
+extension RawConnection {
+    /// A response as read off the connection: status, header fields (names in lower case), body.
+    struct Response {
+        var status: Int
+        var headers: [String: String]
+        var body: [UInt8]
+    }
+
+    /// The next `count` responses, each framed by its Content-Length, as they arrive within
+    /// `timeout`; fewer if the server closes the connection or the time runs out.
+    func readResponses(_ count: Int, timeout: TimeInterval) -> [Response] {
+        var limit = timeval(tv_sec: Int(timeout), tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        var pending: [UInt8] = [], responses: [Response] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let deadline = Date().addingTimeInterval(timeout)
+        while responses.count < count {
+            if let (response, length) = Self.parse(pending) {
+                responses.append(response)
+                pending.removeFirst(length)
+                continue
+            }
+            guard Date() < deadline else { break }
+            let received = recv(fd, &buffer, buffer.count, 0)
+            guard received > 0 else { break }
+            pending += buffer[0..<received]
+        }
+        return responses
+    }
+
+    /// The first whole response in `bytes` and how many bytes it took.
+    private static func parse(_ bytes: [UInt8]) -> (Response, Int)? {
+        let separator: [UInt8] = Array("\r\n\r\n".utf8)
+        guard let end = (0...max(0, bytes.count - 4)).first(where: { bytes.count >= 4 && Array(bytes[$0..<$0 + 4]) == separator }) else { return nil }
+        let lines = String(decoding: bytes[..<end], as: UTF8.self).components(separatedBy: "\r\n")
+        guard let status = lines.first.flatMap({ Int($0.dropFirst(9).prefix(3)) }) else { return nil }
+        var headers: [String: String] = [:]
+        for line in lines.dropFirst() {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            if parts.count == 2 { headers[parts[0].lowercased()] = parts[1].trimmingCharacters(in: .whitespaces) }
+        }
+        let length = headers["content-length"].flatMap(Int.init) ?? 0
+        guard bytes.count >= end + 4 + length else { return nil }
+        return (Response(status: status, headers: headers, body: Array(bytes[(end + 4)..<(end + 4 + length)])), end + 4 + length)
+    }
+}
+
 struct RawConnectionError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }

@@ -13,10 +13,11 @@ import TestSupport
 import Testing
 import WorkerPool
 
-/// The routes driven in process through Hummingbird's test client, over a real pool of
-/// `visionpool-worker`s running the `tiny` model: no binary, no socket, no curl.
+/// The HTTP service in process through Hummingbird's test client on a live loopback server
+/// (KServe `infer` is answered in the connection's pipeline, so it needs a real connection),
+/// over a real pool of `visionpool-worker`s running the `tiny` model: no binary, no curl.
 @Suite struct RouteTests {
-    /// A router over a fresh one-worker pool of `model`, handed to `body`, then stopped, with
+    /// The service over a fresh one-worker pool of `model`, handed to `body`, then stopped, with
     /// the server's default 30 s request deadline.
     func withRoutes(model name: String = "tiny", engine: EngineKind = .openvino, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         var quiet = Logger(label: "routes")
@@ -29,11 +30,11 @@ import WorkerPool
         let registry = ModelRegistry(
             source: .entries([ServedEntry(entry: try Fixtures.catalog.entry(named: name), version: "1")]), control: .none, settings: settings, logger: logger)
         await registry.loadAtStart()
-        let router = makeRouter(
+        let http = HTTPService(
             registry: registry, settings: RouteSettings(maxBodyBytes: 16 << 20, memory: MemoryBudget(limit: 512 << 20), requestTimeout: .seconds(30)),
             metrics: ServerMetrics())
         do {
-            try await Application(router: router).test(.router) { client in try await body(client) }
+            try await Application(router: http.router, server: http.server()).test(.live) { client in try await body(client) }
         } catch {
             await registry.stopAll(gracePeriod: .seconds(10))
             throw error

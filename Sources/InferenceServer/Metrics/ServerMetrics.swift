@@ -70,22 +70,41 @@ public struct ServerMetrics: Sendable {
     func counting<Result>(
         _ wire: WireProtocol, model: String, version: String = "", status: (Result) -> Int, _ body: () async throws -> Result
     ) async throws -> Result {
-        let start = ContinuousClock.now
-        let set = set(model, version)
-        set.inFlight.increment()
-        defer { set.inFlight.decrement() }
+        let tally = begin(wire, model: model, version: version)
         do {
             let result = try await body()
-            request(model, version, status: status(result), seconds: (ContinuousClock.now - start).seconds, protocol: wire, set: set)
+            tally.end(status: status(result))
             return result
         } catch {
-            let status = (error as? any HTTPResponseError)?.status.code ?? 500
-            request(model, version, status: status, seconds: (ContinuousClock.now - start).seconds, protocol: wire, set: set)
+            tally.end(status: (error as? any HTTPResponseError)?.status.code ?? 500)
             throw error
         }
     }
 
-    private func request(_ model: String, _ version: String, status: Int, seconds: Double, protocol wire: WireProtocol, set: ModelSet) {
+    /// Starts counting one request, for a path that cannot wrap its request in `counting`
+    /// (the channel handler that answers `infer`, whose request ends in a later callback).
+    func begin(_ wire: WireProtocol, model: String, version: String = "") -> RequestTally {
+        let set = set(model, version)
+        set.inFlight.increment()
+        return RequestTally(metrics: self, set: set, model: model, version: version, wire: wire, start: .now)
+    }
+
+    /// A request counted from its start: in flight until `end` gives its outcome.
+    struct RequestTally: Sendable {
+        fileprivate let metrics: ServerMetrics
+        fileprivate let set: ModelSet
+        fileprivate let model: String, version: String
+        fileprivate let wire: WireProtocol
+        fileprivate let start: ContinuousClock.Instant
+
+        /// The request is over with HTTP status `status` (a gRPC call counts as 200 or its error's status).
+        func end(status: Int) {
+            set.inFlight.decrement()
+            metrics.request(model, version, status: status, seconds: (ContinuousClock.now - start).seconds, protocol: wire, set: set)
+        }
+    }
+
+    fileprivate func request(_ model: String, _ version: String, status: Int, seconds: Double, protocol wire: WireProtocol, set: ModelSet) {
         let key = CounterKey(model: ModelKey(model: model, version: version), status: status, wire: wire)
         let counter = made.counters.withLock { counters in
             if let counter = counters[key] { return counter }

@@ -5,7 +5,7 @@ import Hummingbird
 import ModelRegistry
 import NIOCore
 
-/// What HTTP adds to the inference core for its routes (KServe `infer` and `/v1/classify`):
+/// What HTTP adds to the inference core for its requests (KServe `infer` and `/v1/classify`):
 /// the body read under the memory budget, `Timeout-Ms`, the connection's hang-up as the
 /// client giving up, and the 200 with its `Server-Timing` header.
 struct HTTPInference: Sendable {
@@ -55,9 +55,9 @@ struct HTTPInference: Sendable {
         }
     }
 
-    /// The request's deadline: its `Timeout-Ms` header, else the protocol's `timeout` parameter.
-    func deadline(_ request: Request, parameter microseconds: Int? = nil) throws(ServerError) -> Duration {
-        try core.deadline(milliseconds: request.headers[.timeoutMilliseconds], microseconds: microseconds)
+    /// The request's deadline: its `Timeout-Ms` header, else `--request-timeout`.
+    func deadline(_ request: Request) throws(ServerError) -> Duration {
+        try core.deadline(milliseconds: request.headers[.timeoutMilliseconds], microseconds: nil)
     }
 
     /// Runs `body` with an abandonment hook fired when the client closes the connection.
@@ -74,11 +74,21 @@ struct HTTPInference: Sendable {
         _ stages: StageTimes, samples: Int, since started: ContinuousClock.Instant, on model: LoadedModel,
         encode: () throws -> (headers: HTTPFields, body: Data)
     ) throws -> Response {
+        let (headers, body) = try reply(stages, samples: samples, since: started, on: model, encode: encode)
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    /// The 200 reply's header fields and body, as `response` describes, for a path that writes
+    /// them itself.
+    func reply(
+        _ stages: StageTimes, samples: Int, since started: ContinuousClock.Instant, on model: LoadedModel,
+        encode: () throws -> (headers: HTTPFields, body: Data)
+    ) throws -> (headers: HTTPFields, body: Data) {
         var stages = stages
         var (headers, body) = try stages.time(.respond) { try encode() }
         core.record(stages, samples: samples, seconds: (ContinuousClock.now - started).seconds, on: model)
         headers[.serverTiming] = stages.serverTiming
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        return (headers, body)
     }
 }
 

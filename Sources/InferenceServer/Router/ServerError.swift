@@ -15,10 +15,21 @@ public struct ServerError: HTTPResponseError, CustomStringConvertible {
     public var description: String { "\(status.code) \(message)" }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let (fields, body) = reply
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    /// The header fields and `{"error": …}` body this error is answered with, by the router or
+    /// by the channel handler that answers `infer`.
+    var reply: (fields: HTTPFields, body: Data) {
         var fields = headers
         fields[.contentType] = "application/json"
-        let body = try JSONSerialization.data(withJSONObject: ["error": message], options: [.withoutEscapingSlashes])
-        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        var json = JSONWriter(capacity: message.utf8.count + 16)
+        json.object { json in
+            json.key("error")
+            json.string(message)
+        }
+        return (fields, Data(json.bytes))
     }
 
     static func badRequest(_ message: String) -> ServerError { ServerError(.badRequest, message) }

@@ -61,11 +61,11 @@ public struct ServerConfiguration: Sendable {
 
     /// HTTP/1 with an idle timeout, a deadline for each body, and bounded headers (oversized
     /// ones close the connection).
-    var http: HTTPServerBuilder {
+    var http1: HTTP1Channel.Configuration {
         let bodyTimeout = TimeAmount(bodyTimeout)
-        return .http1(configuration: .init(
+        return .init(
             additionalChannelHandlers: [LargeReads(), BodyDeadlineHandler(timeout: bodyTimeout)], idleTimeout: TimeAmount(idleTimeout),
-            httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 << 10, maxHeaderListSize: 64 << 10, maxHeaderFieldCount: 100)))
+            httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 << 10, maxHeaderListSize: 64 << 10, maxHeaderFieldCount: 100))
     }
 
     /// `$XDG_RUNTIME_DIR/visionpool.sock`, else `visionpool.sock` in a private folder
@@ -112,12 +112,12 @@ public enum InferenceServer {
         logger.info("requests in flight may hold \(memory.limit >> 20) MiB (--max-inflight-bytes \(memory.limit))")
         let settings = RouteSettings(maxBodyBytes: configuration.maxBodyBytes, memory: memory, requestTimeout: configuration.requestTimeout)
         let metrics = ServerMetrics()
-        let router = makeRouter(registry: registry, settings: settings, metrics: metrics, accessLog: configuration.accessLog)
+        let http = HTTPService(registry: registry, settings: settings, metrics: metrics, accessLog: configuration.accessLog)
         let stop = StopRequest(gracePeriod: configuration.gracefulTimeout)
         var services: [any Service] = [RegistryService(registry: registry, stop: stop, pollInterval: configuration.repositoryPollInterval, logger: logger)]
         if let host = configuration.tcpHost, let port = configuration.tcpPort {
             services.append(Application(
-                router: router, server: configuration.http, configuration: .init(address: .hostname(host, port: port), serverName: "visionpool"),
+                router: http.router, server: http.server(configuration.http1), configuration: .init(address: .hostname(host, port: port), serverName: "visionpool"),
                 logger: logger))
         }
         let path = configuration.socketPath, mode = configuration.socketMode
@@ -125,7 +125,7 @@ public enum InferenceServer {
         umask(0o077)
         let sockets = SocketFiles(mode: mode, logger: logger)
         services.append(Application(
-            router: router, server: configuration.http, configuration: .init(address: .unixDomainSocket(path: path), serverName: "visionpool"),
+            router: http.router, server: http.server(configuration.http1), configuration: .init(address: .unixDomainSocket(path: path), serverName: "visionpool"),
             onServerRunning: { _ in
                 sockets.claim(path)
                 logger.info("listening on unix:\(path)\(configuration.tcpPort.map { " and http://\(configuration.tcpHost ?? ""):\($0)" } ?? "")")

@@ -1,0 +1,95 @@
+import Classification
+import Foundation
+import HTTPTypes
+import Logging
+import ModelRegistry
+import NIOCore
+
+/// KServe v2 `infer` over HTTP, `POST /v2/models/NAME[/versions/V]/infer`: JSON, or JSON plus
+/// binary tensor data; FP32 tensors or encoded images (BYTES). `InferChannelHandler` reads the
+/// request in the connection's pipeline and writes what this answers.
+struct KServeInfer: Sendable {
+    let http: HTTPInference
+
+    /// A whole reply: status, header fields and body.
+    struct Answer: Sendable {
+        var status: HTTPResponse.Status
+        var fields: HTTPFields
+        var body: Data
+
+        init(_ error: ServerError) {
+            status = error.status
+            (fields, body) = error.reply
+        }
+
+        init(ok fields: HTTPFields, body: Data) {
+            status = .ok
+            self.fields = fields
+            self.body = body
+        }
+    }
+
+    /// The model name and version an `infer` path names; nil for any other path.
+    static func target(of path: String) -> (model: String, version: String?)? {
+        let parts = path.prefix { $0 != "?" }.split(separator: "/", omittingEmptySubsequences: false)
+        // "", "v2", "models", NAME, ["versions", V,] "infer"
+        guard parts.count == 5 || parts.count == 7, parts[0].isEmpty, parts[1] == "v2", parts[2] == "models", parts.last == "infer" else { return nil }
+        guard let model = String(parts[3]).removingPercentEncoding, !model.isEmpty else { return nil }
+        guard parts.count == 7 else { return (model, nil) }
+        guard parts[4] == "versions", let version = String(parts[5]).removingPercentEncoding, !version.isEmpty else { return nil }
+        return (model, version)
+    }
+
+    /// The model a request names, ready to serve, and the memory budget's reservation for its
+    /// body (its Content-Length, else the body limit, before any of it is read).
+    func admit(model name: String, version: String?, declaredLength: Int?) throws(ServerError) -> (LoadedModel, MemoryReservation) {
+        let model = try http.core.model(name, version: version)
+        try http.core.requireServing(model)
+        let limit = http.core.settings.maxBodyBytes
+        if let declaredLength, declaredLength > limit { throw Self.tooLarge(limit: limit) }
+        return (model, try http.core.reserve(declaredLength ?? limit, for: "the request body", model: model))
+    }
+
+    static func tooLarge(limit: Int) -> ServerError {
+        ServerError(.contentTooLarge, "the request body is over the \(limit)-byte limit")
+    }
+
+    /// Answers a request whose body has been read: parses it, runs it on `model` within its
+    /// deadline, and encodes the reply, or the error that stopped it. `held` is the body's
+    /// reservation, which goes to the core with the request or is released on a refusal.
+    func answer(
+        _ request: HTTPRequest, body: Data, on model: LoadedModel, held: MemoryReservation, received: StageTimes, since started: ContinuousClock.Instant,
+        on eventLoop: any EventLoop, logger: Logger, onAbandon: (@escaping @Sendable (ServerError) -> Void) -> Void
+    ) async -> Answer {
+        let core = http.core
+        do {
+            var stages = received
+            let parsed: InferenceRequest
+            let timeout: Duration
+            do {
+                let headerLength = try request.headerFields[HTTPField.Name.inferenceHeaderContentLength].map { text throws(ServerError) in
+                    guard let length = Int(text) else { throw .badRequest("Inference-Header-Content-Length must be a number") }
+                    return length
+                }
+                parsed = try stages.time(.parse) {
+                    try InferRequestBody.parse(body, jsonLength: headerLength, manifest: model.manifest, maxSamples: model.maxSamplesPerRequest, memory: held)
+                }
+                timeout = try core.deadline(milliseconds: request.headerFields[.timeoutMilliseconds], microseconds: parsed.timeoutParameter)
+            } catch {
+                held.release()
+                throw error
+            }
+            let reply = try await core.infer(parsed, on: model, held: held, within: timeout, on: eventLoop, logger: logger, onAbandon: onAbandon)
+            let (fields, encoded) = try http.reply(stages.merging(reply.stages), samples: parsed.samples.count, since: started, on: model) {
+                let encoded = try InferResponse(reply)
+                var fields: HTTPFields = [.contentType: encoded.jsonLength == nil ? "application/json" : "application/octet-stream"]
+                if let length = encoded.jsonLength { fields[HTTPField.Name.inferenceHeaderContentLength] = String(length) }
+                return (fields, encoded.body)
+            }
+            return Answer(ok: fields, body: encoded)
+        } catch {
+            model.statistics.failed(seconds: (ContinuousClock.now - started).seconds)
+            return Answer(error as? ServerError ?? ServerError(.internalServerError, "\(error)"))
+        }
+    }
+}
