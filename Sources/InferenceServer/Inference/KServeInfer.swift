@@ -89,7 +89,10 @@ struct KServeInfer: Sendable {
             return Answer(ok: fields, body: encoded)
         } catch {
             model.statistics.failed(seconds: (ContinuousClock.now - started).seconds)
-            return Answer(error as? ServerError ?? ServerError(.internalServerError, "\(error)"))
+            if let error = error as? ServerError { return Answer(error) }
+            // The details are for the operator, not the client.
+            logger.error("infer failed inside the server: \(error)")
+            return Answer(ServerError(.internalServerError, "the request failed inside the server; its log says why"))
         }
     }
 }
