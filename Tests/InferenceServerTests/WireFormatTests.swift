@@ -37,3 +37,25 @@ import Testing
         #expect(WireFormat.firstNonFinite(littleEndianFloats: tensor)?.index == 33)
     }
 }
+
+/// Which paths `InferChannelHandler` answers as KServe `infer`, and for which model and version.
+@Suite struct InferPathTests {
+    @Test(arguments: [
+        ("/v2/models/tiny/infer", "tiny", nil),
+        ("/v2/models/tiny/infer?debug=1", "tiny", nil),
+        ("/v2/models/tiny/versions/2/infer", "tiny", "2"),
+        ("/v2/models/my%20model/versions/v%2F1/infer", "my model", "v/1"),
+    ] as [(String, String, String?)])
+    func inferPathsNameTheirModel(path: String, model: String, version: String?) {
+        let target = KServeInfer.target(of: path)
+        #expect(target?.model == model && target?.version == version)
+    }
+
+    @Test(arguments: [
+        "/v2/models/infer", "/v2/models//infer", "/v2/models/tiny/infer/", "/v2/models/tiny/ready", "/v2/models/tiny/versions/infer",
+        "/v2/models/tiny/versions//infer", "/v2/models/tiny/other/2/infer", "/v1/models/tiny/infer", "/v2/models/a/b/c/d/infer", "/v2/models/%zz/infer",
+    ])
+    func otherPathsGoToTheRouter(path: String) {
+        #expect(KServeInfer.target(of: path) == nil)
+    }
+}

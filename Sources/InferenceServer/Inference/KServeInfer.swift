@@ -29,15 +29,29 @@ struct KServeInfer: Sendable {
         }
     }
 
-    /// The model name and version an `infer` path names; nil for any other path.
+    /// The model name and version an `infer` path names (percent-decoded); nil for any other
+    /// path. Asked of every POST, so the common case stays clear of Foundation's decoding,
+    /// which cost 15 µs a request.
     static func target(of path: String) -> (model: String, version: String?)? {
-        let parts = path.prefix { $0 != "?" }.split(separator: "/", omittingEmptySubsequences: false)
-        // "", "v2", "models", NAME, ["versions", V,] "infer"
-        guard parts.count == 5 || parts.count == 7, parts[0].isEmpty, parts[1] == "v2", parts[2] == "models", parts.last == "infer" else { return nil }
-        guard let model = String(parts[3]).removingPercentEncoding, !model.isEmpty else { return nil }
-        guard parts.count == 7 else { return (model, nil) }
-        guard parts[4] == "versions", let version = String(parts[5]).removingPercentEncoding, !version.isEmpty else { return nil }
-        return (model, version)
+        var path = Substring(path)
+        if let query = path.firstIndex(of: "?") { path = path[..<query] }
+        let prefix = "/v2/models/", suffix = "/infer"
+        guard path.count > prefix.count + suffix.count, path.hasPrefix(prefix), path.hasSuffix(suffix) else { return nil }
+        // NAME, or NAME/versions/V
+        let parts = path.dropFirst(prefix.count).dropLast(suffix.count).split(separator: "/", omittingEmptySubsequences: false)
+        func decoded(_ part: Substring) -> String? {
+            guard !part.isEmpty else { return nil }
+            return part.contains("%") ? String(part).removingPercentEncoding : String(part)
+        }
+        switch parts.count {
+        case 1:
+            return decoded(parts[0]).map { ($0, nil) }
+        case 3 where parts[1] == "versions":
+            guard let model = decoded(parts[0]), let version = decoded(parts[2]) else { return nil }
+            return (model, version)
+        default:
+            return nil
+        }
     }
 
     /// The model a request names, ready to serve, and the memory budget's reservation for its
