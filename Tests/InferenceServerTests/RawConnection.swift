@@ -29,8 +29,7 @@ final class RawConnection: Sendable {
 
     /// Everything the server sends until it closes the connection or `timeout` passes.
     func readUntilClosed(timeout: TimeInterval) -> (bytes: [UInt8], closed: Bool) {
-        var limit = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1e6))
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        setReceiveTimeout(timeout)
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         let deadline = Date().addingTimeInterval(timeout)
@@ -41,6 +40,12 @@ final class RawConnection: Sendable {
             received += buffer[0..<count]
         }
         return (received, false)
+    }
+
+    /// A `recv` waits at most `timeout` (SO_RCVTIMEO).
+    private func setReceiveTimeout(_ timeout: TimeInterval) {
+        var limit = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1e6))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
     }
 }
 
@@ -55,8 +60,7 @@ extension RawConnection {
     /// The next `count` responses, each framed by its Content-Length, as they arrive within
     /// `timeout`; fewer if the server closes the connection or the time runs out.
     func readResponses(_ count: Int, timeout: TimeInterval) -> [Response] {
-        var limit = timeval(tv_sec: Int(timeout), tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        setReceiveTimeout(timeout)
         var pending: [UInt8] = [], responses: [Response] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         let deadline = Date().addingTimeInterval(timeout)
@@ -76,10 +80,10 @@ extension RawConnection {
 
     /// The first whole response in `bytes` and how many bytes it took.
     private static func parse(_ bytes: [UInt8]) -> (Response, Int)? {
-        let separator: [UInt8] = Array("\r\n\r\n".utf8)
-        guard let end = (0...max(0, bytes.count - 4)).first(where: { bytes.count >= 4 && Array(bytes[$0..<$0 + 4]) == separator }) else { return nil }
+        let separator = Array("\r\n\r\n".utf8)
+        guard bytes.count >= 4, let end = (0...bytes.count - 4).first(where: { bytes[$0..<$0 + 4].elementsEqual(separator) }),
+              let status = statusCode(bytes) else { return nil }
         let lines = String(decoding: bytes[..<end], as: UTF8.self).components(separatedBy: "\r\n")
-        guard let status = lines.first.flatMap({ Int($0.dropFirst(9).prefix(3)) }) else { return nil }
         var headers: [String: String] = [:]
         for line in lines.dropFirst() {
             let parts = line.split(separator: ":", maxSplits: 1)

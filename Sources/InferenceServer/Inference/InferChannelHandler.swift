@@ -55,8 +55,9 @@ final class InferChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let held: MemoryReservation
         let tally: ServerMetrics.RequestTally
         let started: ContinuousClock.Instant
+        /// The client asked for the connection to close after the answer.
+        let close: Bool
         var body: ByteBuffer
-        var close: Bool { request.headerFields[.connection] == "close" }
     }
 
     init(infer: KServeInfer, logger: Logger, accessLog: Bool) {
@@ -95,7 +96,7 @@ final class InferChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             guard case .reading(var reading) = exchange else { return }
             guard reading.body.readableBytes + bytes.readableBytes <= infer.http.core.settings.maxBodyBytes else {
                 reading.held.release()
-                exchange = .refusing(KServeInfer.tooLarge(limit: infer.http.core.settings.maxBodyBytes), reading.tally, close: reading.close)
+                exchange = .refusing(infer.http.bodyTooLarge, reading.tally, close: reading.close)
                 return
             }
             exchange = nil  // the buffer is appended to without a copy while no one else holds it
@@ -132,7 +133,7 @@ final class InferChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let (model, held) = try infer.admit(model: target.model, version: target.version, declaredLength: declared)
             var body = ByteBuffer()
             body.reserveCapacity(declared ?? 0)
-            exchange = .reading(Reading(request: request, model: model, held: held, tally: tally, started: .now, body: body))
+            exchange = .reading(Reading(request: request, model: model, held: held, tally: tally, started: .now, close: close, body: body))
         } catch {
             exchange = .refusing(error, tally, close: close)
         }

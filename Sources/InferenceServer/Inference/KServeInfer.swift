@@ -55,17 +55,11 @@ struct KServeInfer: Sendable {
     }
 
     /// The model a request names, ready to serve, and the memory budget's reservation for its
-    /// body (its Content-Length, else the body limit, before any of it is read).
+    /// body (`HTTPInference.reserveBody`).
     func admit(model name: String, version: String?, declaredLength: Int?) throws(ServerError) -> (LoadedModel, MemoryReservation) {
         let model = try http.core.model(name, version: version)
         try http.core.requireServing(model)
-        let limit = http.core.settings.maxBodyBytes
-        if let declaredLength, declaredLength > limit { throw Self.tooLarge(limit: limit) }
-        return (model, try http.core.reserve(declaredLength ?? limit, for: "the request body", model: model))
-    }
-
-    static func tooLarge(limit: Int) -> ServerError {
-        ServerError(.contentTooLarge, "the request body is over the \(limit)-byte limit")
+        return (model, try http.reserveBody(declared: declaredLength, for: model))
     }
 
     /// Answers a request whose body has been read: parses it, runs it on `model` within its

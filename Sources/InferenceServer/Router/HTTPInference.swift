@@ -31,28 +31,39 @@ struct HTTPInference: Sendable {
     func body(of request: Request, for model: LoadedModel) async throws -> (Data, MemoryReservation, StageTimes) {
         let start = ContinuousClock.now
         var request = request
-        let limit = core.settings.maxBodyBytes
-        let tooLarge = ServerError(.contentTooLarge, "the request body is over the \(limit)-byte limit")
         let declared = request.headers[.contentLength].flatMap(Int.init)
-        if let declared, declared > limit { throw tooLarge }
-        let held = try core.reserve(declared ?? limit, for: "the request body", model: model)
+        let held = try reserveBody(declared: declared, for: model)
         do {
             // One allocation of the declared size, each part copied into it once; collecting
             // into the first part instead copied its read buffer, then the body again at each doubling.
             var buffer = ByteBuffer()
             buffer.reserveCapacity(declared ?? 0)
-            try await request.body.collect(upTo: limit, into: &buffer)
+            try await request.body.collect(upTo: core.settings.maxBodyBytes, into: &buffer)
             // The buffer's own storage, not a copy of it.
             let body = buffer.readData(length: buffer.readableBytes, byteTransferStrategy: .noCopy) ?? Data()
             held.shrink(to: body.count)
             return (body, held, StageTimes([.receive: (ContinuousClock.now - start).seconds]))
         } catch is NIOTooManyBytesError {
             held.release()
-            throw tooLarge
+            throw bodyTooLarge
         } catch {
             held.release()
             throw ServerError.badRequest("the request body could not be read: \(error)")
         }
+    }
+
+    /// A body of `declared` bytes (its Content-Length; nil: not declared) for `model`, reserved in
+    /// the memory budget before any of it is read: the declared size, else the body limit. 413
+    /// for a declared size over the limit.
+    func reserveBody(declared: Int?, for model: LoadedModel) throws(ServerError) -> MemoryReservation {
+        let limit = core.settings.maxBodyBytes
+        if let declared, declared > limit { throw bodyTooLarge }
+        return try core.reserve(declared ?? limit, for: "the request body", model: model)
+    }
+
+    /// The refusal of a body over `--max-body-bytes`.
+    var bodyTooLarge: ServerError {
+        ServerError(.contentTooLarge, "the request body is over the \(core.settings.maxBodyBytes)-byte limit")
     }
 
     /// The request's deadline: its `Timeout-Ms` header, else `--request-timeout`.
